@@ -1,0 +1,24 @@
+"""labchat: a teaching chat for Jupyter, from raw sockets to a class chat.
+
+from labchat import ChatServer, ChatClient
+
+with ChatServer(port=0) as server:
+    host, port = server.address
+    with ChatClient(host, port, nick="ada") as ada:
+        ada.send("hello")
+"""
+
+from .client import ChatClient, ConnectionClosed, JoinRefused
+from .protocol import Event, ProtocolError
+from .server import ChatServer
+
+__version__ = "0.1.0"
+__all__ = [
+    "ChatClient",
+    "ChatServer",
+    "ConnectionClosed",
+    "Event",
+    "JoinRefused",
+    "ProtocolError",
+    "__version__",
+]

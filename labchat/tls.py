@@ -1,0 +1,82 @@
+"""TLS for labchat with the standard ``ssl`` module, and a class certificate maker.
+
+``server_context(cert, key)`` and ``client_context(cafile)`` build the contexts
+that ``ChatServer(ssl_context=...)`` and ``ChatClient(ssl_context=...)`` take.
+``make_certificate()`` writes a self-signed certificate and key, so an
+instructor can run a TLS room without knowing openssl; it needs the
+``cryptography`` package (``pip install labchat[tls]``). Clients then verify
+the server against that same certificate file (``--cafile``).
+"""
+
+from __future__ import annotations
+
+import datetime
+import ipaddress
+import os
+import ssl
+from pathlib import Path
+
+
+def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
+    """A server-side context for the given certificate chain and private key."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(str(cert), str(key))
+    return context
+
+
+def client_context(cafile: str | Path | None = None) -> ssl.SSLContext:
+    """A client-side context that verifies the server (against ``cafile`` if given)."""
+    context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def make_certificate(
+    cert: str | Path,
+    key: str | Path,
+    hosts: list[str] | tuple[str, ...] = ("localhost", "127.0.0.1"),
+    days: int = 365,
+) -> None:
+    """Write a self-signed certificate for ``hosts`` (names or IP addresses) and its key."""
+    try:
+        from cryptography import x509
+        from cryptography.hazmat.primitives import hashes, serialization
+        from cryptography.hazmat.primitives.asymmetric import ec
+        from cryptography.x509.oid import NameOID
+    except ImportError:
+        raise RuntimeError(
+            "making a certificate needs the 'cryptography' package: pip install 'labchat[tls]'"
+        ) from None
+    if not hosts:
+        raise ValueError("name at least one host the certificate is for")
+    private_key = ec.generate_private_key(ec.SECP256R1())
+    names: list[x509.GeneralName] = []
+    for host in hosts:
+        try:
+            names.append(x509.IPAddress(ipaddress.ip_address(host)))
+        except ValueError:
+            names.append(x509.DNSName(host))
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"labchat {hosts[0]}")])
+    now = datetime.datetime.now(datetime.UTC)
+    certificate = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(subject)
+        .public_key(private_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=days))
+        .add_extension(x509.SubjectAlternativeName(names), critical=False)
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(private_key, hashes.SHA256())
+    )
+    Path(cert).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
+    key_bytes = private_key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    )
+    fd = os.open(str(key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        out.write(key_bytes)
