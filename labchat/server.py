@@ -485,8 +485,10 @@ class _Connection:
                 raise _Refused("nick-invalid", "a nick cannot be empty")
             hello = Hello(nick=words[0], token=" ".join(words[1:]) or None)
         self.nick = hello.nick  # for logs; the room checks it
-        server._join(self, hello)
+        # Blocking from here on: a non-blocking send on a socket with a timeout
+        # would first wait for room, and delivery must never wait.
         self.sock.settimeout(None)
+        server._join(self, hello)
         threading.current_thread().name = f"labchat-reader-{hello.nick}"
         self.writer.name = f"labchat-writer-{hello.nick}"
         log.info("%s joined", self.who)
