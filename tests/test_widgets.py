@@ -1,0 +1,367 @@
+"""The chat panels without a browser: real servers on port 0, real clients, widgets driven by value.
+
+Typing is simulated the way the browser does it: the input's ``value`` changes
+(it syncs on Enter); what another client receives over a real socket is then
+checked, and so is what the transcript widget holds after the receiver thread
+has delivered events.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import socket
+import threading
+import time
+
+import pytest
+
+from labchat import ChatClient, ChatServer
+from labchat.tls import make_certificate
+from labchat.widgets import MAX_LINES, ChatPanel, ServerPanel, host, join, live_panels
+
+
+def labchat_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("labchat-"))
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    before = labchat_threads()
+    yield
+    for panel in live_panels():
+        panel.close()
+    assert labchat_threads() == before
+
+
+@pytest.fixture
+def server():
+    with ChatServer(port=0, rate=None) as chat:
+        yield chat
+
+
+def message_from(nick: str):
+    return lambda e: e.kind == "message" and e.sender == nick
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def event_divs(panel: ChatPanel) -> int:
+    return panel.transcript.value.count('<div class="lc-event')
+
+
+# -- the client panel ------------------------------------------------------------------
+
+
+def test_typing_into_the_input_sends_to_another_client(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        panel = join("127.0.0.1", port, nick="ada")
+        assert panel.state == "connected" and panel.connected
+        assert "connected to 127.0.0.1" in panel.status and "as ada" in panel.status
+        panel.input.value = "hello from the panel"  # what the browser does on Enter
+        event = bob.receive_until(message_from("ada"), timeout=5)
+        assert event.text == "hello from the panel"
+        assert panel.input.value == ""  # cleared for the next message
+        assert not panel.input.disabled
+
+
+def test_send_button_with_nothing_typed_sends_nothing(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        panel = join(f"127.0.0.1:{port}", nick="ada")  # "host:port" works too
+        panel.send_button.click()
+        panel.input.value = "   "
+        panel.send_button.click()
+        panel.input.value = "first real message"
+        event = bob.receive_until(lambda e: e.kind in ("message", "error") and e.sender != "greeter", timeout=5)
+        assert (event.kind, event.text) == ("message", "first real message")
+
+
+def test_events_from_the_receiver_thread_fill_the_transcript_and_the_user_list(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        panel.wait_for("--> bob joined")
+        assert panel.users == ["ada", "bob"]
+        assert "<li>bob</li>" in panel.user_list.value and "Here (2)" in panel.user_list.value
+        bob.send("hi ada")
+        assert panel.wait_for("bob: hi ada") == "bob: hi ada"
+        assert re.search(r'lc-message">.*bob</b>: hi ada</div>', panel.transcript.value)
+        assert re.search(r'<span class="lc-time">\d\d:\d\d</span>', panel.transcript.value)
+    panel.wait_for("<-- bob left")
+    assert panel.users == ["ada"] and "Here (1)" in panel.user_list.value
+    lines = panel.transcript_lines()
+    assert lines[0].startswith("Welcome, ada!")
+    assert lines.index("--> bob joined") < lines.index("bob: hi ada") < lines.index("<-- bob left")
+
+
+def test_user_text_is_shown_as_text_never_as_html(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    attack = "<img src=x onerror=alert(1)> <b>bold</b> \x1b[2J"
+    with ChatClient("127.0.0.1", port, nick="mallory") as mallory:
+        mallory.send(attack)
+        line = panel.wait_for("mallory: <img")
+    assert line == "mallory: <img src=x onerror=alert(1)> <b>bold</b> ^[[2J"
+    value = panel.transcript.value
+    assert "&lt;img src=x onerror=alert(1)&gt; &lt;b&gt;bold&lt;/b&gt; ^[[2J" in value
+    assert "<img" not in value and "<b>bold" not in value and "\x1b" not in value
+
+
+def test_private_bot_and_join_lines_are_styled_apart(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send("/msg ada just between us")
+        panel.wait_for("[private] bob -> ada: just between us")
+        bob.send("hello greeter")
+        panel.wait_for("greeter: Hello bob!")
+    value = panel.transcript.value
+    assert re.search(r'class="lc-event lc-private">[^<]*<span class="lc-time">', value)
+    assert 'class="lc-event lc-bot">' in value and 'class="lc-event lc-join">' in value
+    assert 'class="lc-event lc-welcome">' in value
+    assert 'class="lc-event lc-message">' in value
+
+
+def test_history_replayed_to_a_newcomer_is_marked(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send("said before ada came")
+        bob.receive_until(message_from("bob"))
+        panel = join("127.0.0.1", port, nick="ada")
+        panel.wait_for("bob: said before ada came")
+    assert re.search(r'<div class="lc-old"><div class="lc-event lc-message">[^\n]*said before', panel.transcript.value)
+
+
+def test_a_long_chat_keeps_only_the_newest_lines(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada", max_lines=10)
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        for n in range(50):
+            bob.send(f"line {n}")
+        panel.wait_for("bob: line 49")
+    lines = panel.transcript_lines()
+    assert len(lines) == 10 and event_divs(panel) == 10
+    messages = [line for line in lines if line.startswith("bob: ")]
+    assert messages == [f"bob: line {n}" for n in range(50 - len(messages), 50)]
+    assert MAX_LINES == 200
+
+
+def test_the_view_keeps_the_newest_message_in_sight(server):
+    # The scroll box runs bottom-up (column-reverse), so a freshly drawn transcript starts at
+    # its newest line; the browser test checks the pixels.
+    panel = join("127.0.0.1", server.address[1], nick="ada", height="180px")
+    value = panel.transcript.value
+    assert value.startswith('<div class="lc-scroll" style="--lc-height:180px"><div>')
+    assert "flex-direction: column-reverse" in panel.title.value
+
+
+def test_bye_leaves_and_the_panel_says_so(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        panel = join("127.0.0.1", port, nick="ada")
+        panel.input.value = "bye"
+        left = bob.receive_until(lambda e: e.kind == "leave", timeout=5)
+        assert left.sender == "ada"
+    panel.wait_for("Goodbye, ada!")
+    panel.client._receiver.join(5)
+    assert panel.state == "disconnected" and panel.status == "disconnected: you left the chat"
+    assert panel.input.disabled and panel.send_button.disabled
+    assert "you left the chat" in panel.status_line.value
+    assert panel.say("anyone there?") is False
+    assert panel.status.startswith("not sent: you are not connected")
+
+
+def test_a_nick_change_follows_the_panel(server):
+    panel = join("127.0.0.1", server.address[1], nick="ada")
+    panel.input.value = "/nick ada2"
+    panel.wait_for("--- ada is now known as ada2")
+    assert panel.nick == "ada2" and panel.users == ["ada2"]
+    assert "labchat: ada2" in panel.title.value
+
+
+def test_server_going_away_shows_why(server):
+    panel = join("127.0.0.1", server.address[1], nick="ada")
+    server.close("class is over")
+    panel.wait_for("class is over")
+    panel.client._receiver.join(5)
+    assert panel.state == "disconnected"
+    assert panel.status == "disconnected: the server closed the connection"
+    assert panel.input.disabled
+
+
+# -- errors show in the panel --------------------------------------------------------------
+
+
+def test_unreachable_server_is_a_message_not_a_traceback():
+    panel = join("127.0.0.1", free_port(), nick="ada", timeout=3)
+    assert panel.state == "failed" and panel.client is None
+    assert "connection refused (is the server running, on that port?)" in panel.status
+    assert "✖" in panel.status_line.value and panel.input.disabled
+    assert repr(panel) == "ChatPanel(nick='ada', state='failed')"
+
+
+def test_nick_taken_and_wrong_token_are_messages():
+    with ChatServer(port=0, token="s3cret") as chat:
+        port = chat.address[1]
+        ada = join("127.0.0.1", port, nick="ada", token="s3cret")
+        assert ada.state == "connected"
+        again = join("127.0.0.1", port, nick="ADA", token="s3cret")
+        assert again.state == "failed"
+        assert again.status == f"could not join 127.0.0.1:{port}: the nick 'ADA' is taken; please pick another"
+        intruder = join("127.0.0.1", port, nick="eve")
+        assert intruder.status == f"could not join 127.0.0.1:{port}: wrong or missing room token"
+        bad = join("127.0.0.1", port, nick="<script>", token="s3cret")
+        assert bad.state == "failed" and "&lt;script&gt;" in bad.status_line.value
+
+
+def test_a_port_that_is_not_labchat_is_named():
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+
+        def pretend_ssh() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+
+        talker = threading.Thread(target=pretend_ssh)
+        talker.start()
+        panel = join("127.0.0.1", listener.getsockname()[1], nick="ada", timeout=3)
+        talker.join()
+    assert panel.state == "failed"
+    assert "is not a labchat server (it said 'SSH-2.0-OpenSSH_9.6')" in panel.status
+
+
+# -- the host panel -------------------------------------------------------------------------
+
+
+def test_host_panel_serves_says_how_to_join_and_chats():
+    panel = host(port=0, nick="teacher")
+    assert isinstance(panel, ServerPanel) and panel.state == "serving"
+    address, port = panel.address
+    assert address == "127.0.0.1" and panel.server.address == ("127.0.0.1", port)
+    assert panel.addresses == ["127.0.0.1"]
+    assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME"
+    assert panel.join_code == f'join(\'127.0.0.1\', {port}, nick="NAME")'
+    assert "only this machine can join" in panel.status
+    assert f"nc 127.0.0.1 {port}" in panel.howto.value
+    assert html_of(panel.join_command) in panel.howto.value
+    with ChatClient("127.0.0.1", port, nick="ada") as ada:
+        panel.wait_for("--> ada joined")
+        panel.input.value = "welcome, class"
+        assert ada.receive_until(message_from("teacher"), timeout=5).text == "welcome, class"
+        ada.send("thanks")
+        panel.wait_for("ada: thanks")
+        assert panel.server.users() == ["teacher", "ada"]
+        panel.stop_button.click()
+        notice = ada.receive_until(lambda e: e.kind == "system", timeout=5)
+        assert notice.text == "the host stopped the server"
+    assert panel.state == "stopped" and panel.status == "stopped: the server is closed"
+    assert panel.input.disabled and panel.stop_button.disabled
+    with socket.create_server(("127.0.0.1", port)):  # the port is free again
+        pass
+
+
+def html_of(text: str) -> str:
+    import html
+
+    return html.escape(text)
+
+
+def test_host_with_token_tls_and_transcript_log(tmp_path):
+    cert, key = tmp_path / "class.pem", tmp_path / "class.key"
+    make_certificate(cert, key)
+    log = tmp_path / "room.jsonl"
+    panel = host(port=0, nick="teacher", token="letmein", cert=cert, key=key, log=log, bot=False)
+    assert panel.state == "serving", panel.status
+    port = panel.address[1]
+    assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME --token letmein --tls --cafile class.pem"
+    assert panel.join_code == f"join('127.0.0.1', {port}, nick=\"NAME\", token='letmein', cafile='class.pem')"
+    guest = join("127.0.0.1", port, nick="ada", token="letmein", cafile=cert)
+    assert guest.state == "connected", guest.status
+    guest.input.value = "over TLS"
+    panel.wait_for("ada: over TLS")
+    plain = join("127.0.0.1", port, nick="bob", token="letmein", timeout=3)
+    assert plain.state == "failed" and "TLS" in plain.status
+    panel.stop()
+    kinds = [json.loads(line)["type"] for line in log.read_text().splitlines()]
+    assert kinds.count("message") == 1 and "join" in kinds
+
+
+def test_binding_beyond_loopback_is_explicit_and_explained():
+    panel = host(host="0.0.0.0", port=0, nick="teacher")
+    port = panel.address[1]
+    assert panel.address == ("0.0.0.0", port)
+    assert panel.addresses[-1] == "127.0.0.1"
+    assert "others join at " + ", ".join(panel.addresses) in panel.status
+    assert panel.join_command == f"labchat join {panel.addresses[0]}:{port} --nick NAME"
+    with ChatClient("127.0.0.1", port, nick="ada"):  # tests talk to loopback only
+        panel.wait_for("--> ada joined")
+
+
+def test_host_on_a_busy_port_says_so():
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        panel = host(port=port, nick="teacher")
+    assert panel.state == "failed" and panel.server is None and panel.client is None
+    assert "another program has this port; try another, or port=0" in panel.status
+
+
+def test_host_with_a_bad_nick_stops_its_server():
+    panel = host(port=0, nick="9lives")
+    assert panel.state == "failed" and panel.server is None
+    assert "must start with a letter (so the server was stopped)" in panel.status
+
+
+def test_hosting_again_on_the_same_port_replaces_the_old_panel():
+    first = host(port=0, nick="teacher")
+    port = first.address[1]
+    with ChatClient("127.0.0.1", port, nick="ada") as ada:
+        second = host(port=port, nick="teacher")  # no "Address already in use"
+        assert second.state == "serving" and second.address[1] == port
+        assert not first.server.running and first not in live_panels()
+        ada.receive_until(lambda e: e.kind == "system" and "stopped" in e.text, timeout=5)
+    assert live_panels() == [second]
+    second.close()
+    assert live_panels() == [] and labchat_threads() == []
+
+
+def test_repr_is_deterministic_for_notebooks():
+    panel = host(port=0, nick="teacher")
+    bundle = panel._repr_mimebundle_()
+    assert bundle["text/plain"] == "ServerPanel(nick='teacher', state='serving')"
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    guest = join("127.0.0.1", panel.address[1], nick="ada")
+    assert repr(guest) == "ChatPanel(nick='ada', state='connected')"
+    panel.stop()
+    guest.client._receiver.join(5)
+    assert repr(panel) == "ServerPanel(nick='teacher', state='stopped')"
+    assert repr(guest) == "ChatPanel(nick='ada', state='disconnected')"
+
+
+def test_close_removes_the_widgets_and_everything_behind_them():
+    panel = host(port=0, nick="teacher")
+    guest = join("127.0.0.1", panel.address[1], nick="ada")
+    parts = [panel, *panel._widgets(), guest, *guest._widgets()]
+    guest.close()
+    panel.close()
+    assert all(w.comm is None for w in parts)
+    assert live_panels() == [] and labchat_threads() == []
+
+
+def test_many_messages_redraw_quickly(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        start = time.perf_counter()
+        for n in range(1000):
+            bob.send(f"message number {n} " + "x" * 60)
+        panel.wait_for("message number 999", timeout=20)
+        elapsed = time.perf_counter() - start
+    assert len(panel.transcript_lines()) == MAX_LINES
+    assert len(panel.transcript.value) < MAX_LINES * 400
+    assert elapsed < 10, f"1000 messages took {elapsed:.1f} s to reach the transcript"
