@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import atexit
 import html
+import json
 import socket
 import ssl
 import threading
@@ -412,12 +413,12 @@ class ServerPanel(ChatPanel):
         extra = ""
         if token:
             flags += f" --token {token}"
-            extra += f", token={token!r}"
+            extra += f", token={_quoted(token)}"
         if tls:
             flags += " --tls" + (f" --cafile {Path(cert).name}" if cert else "")
-            extra += f", cafile={Path(cert).name!r}" if cert else ", tls=True"
+            extra += f", cafile={_quoted(Path(cert).name)}" if cert else ", tls=True"
         self.join_command = f"labchat join {_hostport(first, port)} --nick NAME{flags}"
-        self.join_code = f'join({first!r}, {port}, nick="NAME"{extra})'
+        self.join_code = f'join({_quoted(first)}, {port}, nick="NAME"{extra})'
         rows = "".join(
             f"<tr><td>{html.escape(label)}</td><td><code>{html.escape(code)}</code></td></tr>"
             for label, code in (
@@ -573,6 +574,11 @@ def _split(host: str, port: int | None) -> tuple[str, int]:
     if sep and number.isdigit() and name:
         return name.strip("[]"), int(number)
     return host, DEFAULT_PORT
+
+
+def _quoted(text: str) -> str:
+    """A Python string literal in double quotes, as a person would type it."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _where(host: str, port: int) -> str:

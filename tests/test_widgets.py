@@ -78,7 +78,7 @@ def test_send_button_with_nothing_typed_sends_nothing(server):
         panel.input.value = "   "
         panel.send_button.click()
         panel.input.value = "first real message"
-        event = bob.receive_until(lambda e: e.kind in ("message", "error") and e.sender != "greeter", timeout=5)
+        event = bob.receive_until(lambda e: e.kind in ("message", "error") and e.sender == "ada")
         assert (event.kind, event.text) == ("message", "first real message")
 
 
@@ -135,7 +135,8 @@ def test_history_replayed_to_a_newcomer_is_marked(server):
         bob.receive_until(message_from("bob"))
         panel = join("127.0.0.1", port, nick="ada")
         panel.wait_for("bob: said before ada came")
-    assert re.search(r'<div class="lc-old"><div class="lc-event lc-message">[^\n]*said before', panel.transcript.value)
+    old = r'<div class="lc-old"><div class="lc-event lc-message">[^\n]*said before'
+    assert re.search(old, panel.transcript.value)
 
 
 def test_a_long_chat_keeps_only_the_newest_lines(server):
@@ -213,7 +214,8 @@ def test_nick_taken_and_wrong_token_are_messages():
         assert ada.state == "connected"
         again = join("127.0.0.1", port, nick="ADA", token="s3cret")
         assert again.state == "failed"
-        assert again.status == f"could not join 127.0.0.1:{port}: the nick 'ADA' is taken; please pick another"
+        taken = "the nick 'ADA' is taken; please pick another"
+        assert again.status == f"could not join 127.0.0.1:{port}: {taken}"
         intruder = join("127.0.0.1", port, nick="eve")
         assert intruder.status == f"could not join 127.0.0.1:{port}: wrong or missing room token"
         bad = join("127.0.0.1", port, nick="<script>", token="s3cret")
@@ -246,7 +248,7 @@ def test_host_panel_serves_says_how_to_join_and_chats():
     assert address == "127.0.0.1" and panel.server.address == ("127.0.0.1", port)
     assert panel.addresses == ["127.0.0.1"]
     assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME"
-    assert panel.join_code == f'join(\'127.0.0.1\', {port}, nick="NAME")'
+    assert panel.join_code == f'join("127.0.0.1", {port}, nick="NAME")'
     assert "only this machine can join" in panel.status
     assert f"nc 127.0.0.1 {port}" in panel.howto.value
     assert html_of(panel.join_command) in panel.howto.value
@@ -279,8 +281,9 @@ def test_host_with_token_tls_and_transcript_log(tmp_path):
     panel = host(port=0, nick="teacher", token="letmein", cert=cert, key=key, log=log, bot=False)
     assert panel.state == "serving", panel.status
     port = panel.address[1]
-    assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME --token letmein --tls --cafile class.pem"
-    assert panel.join_code == f"join('127.0.0.1', {port}, nick=\"NAME\", token='letmein', cafile='class.pem')"
+    flags = "--token letmein --tls --cafile class.pem"
+    assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME {flags}"
+    assert panel.join_code == f'join("127.0.0.1", {port}, nick="NAME", token="letmein", cafile="class.pem")'
     guest = join("127.0.0.1", port, nick="ada", token="letmein", cafile=cert)
     assert guest.state == "connected", guest.status
     guest.input.value = "over TLS"
@@ -365,3 +368,79 @@ def test_many_messages_redraw_quickly(server):
     assert len(panel.transcript_lines()) == MAX_LINES
     assert len(panel.transcript.value) < MAX_LINES * 400
     assert elapsed < 10, f"1000 messages took {elapsed:.1f} s to reach the transcript"
+
+
+# -- in a real kernel: re-running cells, restarting, shutting down ---------------------------
+
+
+@pytest.fixture
+def kernel(tmp_path, monkeypatch):
+    from jupyter_client.manager import start_new_kernel
+
+    for name in ("JUPYTER_CONFIG_DIR", "JUPYTER_DATA_DIR", "JUPYTER_RUNTIME_DIR", "IPYTHONDIR"):
+        monkeypatch.setenv(name, str(tmp_path / name.lower()))
+    manager, client = start_new_kernel(kernel_name="python3", cwd=str(tmp_path))
+    yield manager, client
+    client.stop_channels()
+    if manager.is_alive():
+        manager.shutdown_kernel(now=True)
+
+
+def run_cell(client, code: str, cell_id: str | None = None) -> str:
+    """Execute code as a front end would (with a cell id if given); return what it printed."""
+    content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}}
+    request = client.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
+    client.shell_channel.send(request)
+    printed = []
+    while True:
+        msg = client.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") != request["header"]["msg_id"]:
+            continue
+        if msg["msg_type"] == "stream":
+            printed.append(msg["content"]["text"])
+        elif msg["msg_type"] == "error":
+            raise AssertionError("\n".join(msg["content"]["traceback"]))
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return "".join(printed)
+
+
+def refuses(port: int) -> bool:
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=2).close()
+    except ConnectionRefusedError:
+        return True
+    return False
+
+
+THREADS = "import threading; print(sorted(t.name for t in threading.enumerate() if 'labchat' in t.name))"
+
+
+def test_rerunning_a_join_cell_replaces_its_panel(kernel, server):
+    _, client = kernel
+    port = server.address[1]
+    cell = f"from labchat.widgets import join\np = join('127.0.0.1', {port}, nick='ada')\nprint(p.state)"
+    assert run_cell(client, cell, cell_id="cell-1") == "connected\n"
+    assert run_cell(client, cell, cell_id="cell-1") == "connected\n"  # the old ada left first
+    assert server.users() == ["ada"]
+    assert run_cell(client, cell, cell_id="cell-2") == "failed\n"  # another cell: a second ada
+    assert run_cell(client, cell.replace("ada", "bob")) == "connected\n"  # no cell id: keyed by code
+    assert run_cell(client, cell.replace("ada", "bob")) == "connected\n"
+    assert server.users() == ["ada", "bob"]
+    assert run_cell(client, THREADS) == "['labchat-client-ada', 'labchat-client-bob']\n"
+
+
+def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
+    manager, client = kernel
+    cell = "from labchat.widgets import host\np = host(port=0, nick='teacher')\nprint(p.address[1])"
+    first = int(run_cell(client, cell, cell_id="host-cell"))
+    second = int(run_cell(client, cell, cell_id="host-cell"))
+    assert first != second and refuses(first) and not refuses(second)
+    accept_and_own_chat = ["labchat-accept", "labchat-client-teacher", "labchat-reader-teacher"]
+    assert run_cell(client, THREADS) == f"{[*accept_and_own_chat, 'labchat-writer-teacher']}\n"
+    manager.restart_kernel(now=False)
+    client.wait_for_ready(timeout=30)
+    assert refuses(second)
+    again = f"from labchat.widgets import host\np = host(port={second}, nick='teacher')\nprint(p.state)"
+    assert run_cell(client, again) == "serving\n"  # the same port binds at once
+    manager.shutdown_kernel(now=False)
+    assert not manager.is_alive() and refuses(second)
