@@ -137,6 +137,8 @@ def _load_object(line: bytes) -> dict:
         data = json.loads(decode_text(line))
     except json.JSONDecodeError as exc:
         raise ProtocolError("bad-json", f"not valid JSON: {exc.msg}") from None
+    except (ValueError, RecursionError):  # a number with thousands of digits, or deep nesting
+        raise ProtocolError("bad-json", "not valid JSON: too deeply nested or too large a number") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise ProtocolError("bad-frame", "a frame must be a JSON object with a 'type'")
     return data
@@ -148,6 +150,11 @@ def _field(data: dict, name: str, kind: type, default: object) -> Any:
         return value
     if not isinstance(value, kind) or isinstance(value, bool):
         raise ProtocolError("bad-frame", f"field {name!r} must be {kind.__name__}")
+    if isinstance(value, str):
+        try:  # a JSON "\ud800" escape smuggles in a lone surrogate, which is not text
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ProtocolError("bad-utf8", f"field {name!r} is not valid Unicode at {exc.start}") from None
     return value
 
 
@@ -185,7 +192,7 @@ def decode_event(line: bytes) -> Event:
             users=tuple(str(u) for u in data.get("users", ())),
             history=bool(data.get("history", False)),
         )
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError("bad-frame", f"malformed {kind} event: {exc}") from None
 
 

@@ -437,8 +437,8 @@ class _Connection:
             log.exception("%s: unexpected error", self.who)
             self.reason = self.reason or "server error"
         finally:
+            server._leave(self, self.reason)  # also if the join itself failed half-way
             if joined:
-                server._leave(self, self.reason)
                 log.info("%s left%s", self.who, f": {self.reason}" if self.reason else "")
             elif self.reason:
                 log.info("%s gone before joining: %s", self.who, self.reason)
