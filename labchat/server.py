@@ -15,6 +15,7 @@ tells every client, closes every socket and joins every thread.
 from __future__ import annotations
 
 import hmac
+import ipaddress
 import itertools
 import logging
 import select
@@ -156,6 +157,14 @@ class ChatServer:
         self._accept_thread.start()
         host, port = self.address
         log.info("listening on %s:%d", host, port)
+        if self.token is None and not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+            log.warning(
+                "listening on %s:%d with no token: anyone who can reach this machine on the network "
+                "can join the room, read every message and post under any free nick; set a token "
+                "(ChatServer(token=...), labchat serve --token or LABCHAT_TOKEN) to keep strangers out",
+                host,
+                port,
+            )
         return self
 
     def close(self, reason: str = "the server is shutting down") -> None:
