@@ -298,5 +298,18 @@ def _start_tls(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.S
         raise ConnectionError(
             f"TLS: the server's certificate was not accepted: {exc.verify_message}"
         ) from None
-    except (ssl.SSLError, ConnectionResetError) as exc:
+    except ssl.SSLError as exc:
+        if exc.reason in _NOT_TLS:  # the server spoke first, in plain text: its banner
+            raise ConnectionError(
+                "TLS handshake failed: the server answered in plain text, so it does not speak TLS; "
+                "connect without TLS (no --tls)"
+            ) from None
         raise ConnectionError(f"TLS handshake failed ({exc}); is the server speaking TLS?") from None
+    except ConnectionResetError as exc:
+        raise ConnectionError(f"TLS handshake failed ({exc}); is the server speaking TLS?") from None
+
+
+# OpenSSL's words for "the first bytes back were not a TLS record" (they vary by version).
+_NOT_TLS = frozenset(
+    {"WRONG_VERSION_NUMBER", "RECORD_LAYER_FAILURE", "PACKET_LENGTH_TOO_LONG", "HTTP_REQUEST"}
+)
