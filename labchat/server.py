@@ -18,7 +18,6 @@ import hmac
 import ipaddress
 import itertools
 import logging
-import select
 import socket
 import ssl
 import threading
@@ -524,8 +523,12 @@ class _Connection:
         # A plain client waits for our banner and says nothing; a TLS client
         # starts with a handshake record (first byte 0x16). Tell the former
         # in words instead of leaving both sides waiting.
-        ready, _, _ = select.select([self.sock], [], [], min(2.0, self.server.hello_timeout))
-        first = self.sock.recv(1, socket.MSG_PEEK) if ready else b""
+        # (A timeout, not select(): select() fails on descriptors past 1023.)
+        self.sock.settimeout(min(2.0, self.server.hello_timeout))
+        try:
+            first = self.sock.recv(1, socket.MSG_PEEK)
+        except TimeoutError:
+            first = b""
         if first != b"\x16":
             _refuse(
                 self.sock,
