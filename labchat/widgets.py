@@ -100,6 +100,7 @@ class ChatPanel(widgets.VBox):
         self._ended = False  # the client's end has been handled
         self._stopping = False  # we are leaving on purpose: keep our own status
         self._height = height
+        self._shown_in: str | None = None  # the cell run that last displayed the panel
         self.title = widgets.HTML()
         self.status_line = widgets.HTML()
         self.transcript = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", width="auto"))
@@ -214,6 +215,18 @@ class ChatPanel(widgets.VBox):
         for child in self._widgets():
             child.close()
         super().close()
+
+    def _ipython_display_(self) -> None:
+        """Show the panel once per cell run: ``panel = join(...)`` shows it, so a bare
+        ``join(...)`` as the cell's last line must not show it a second time."""
+        from IPython.display import display
+
+        run = (_request().get("header") or {}).get("msg_id")
+        if run is not None and run == self._shown_in:
+            return
+        self._shown_in = run
+        bundle = self._repr_mimebundle_() if callable(self._repr_mimebundle_) else {"text/plain": repr(self)}
+        display(bundle, raw=True)
 
     def __repr__(self) -> str:  # what nbval compares: no ports, no times
         return f"{type(self).__name__}(nick={self.nick!r}, state={self.state!r})"
@@ -450,11 +463,13 @@ def join(
     timeout: float = 10.0,
     max_lines: int = MAX_LINES,
     height: str = "260px",
+    show: bool = True,
 ) -> ChatPanel:
     """Join a labchat room and show its panel. ``host`` may be ``"host:port"`` when ``port`` is None.
 
     ``tls=True`` (or a ``cafile``, the host's certificate) speaks TLS; ``ssl_context`` gives your own.
     Errors (unreachable, nick taken, wrong token) show in the panel, not as a traceback.
+    The panel shows itself as the cell's output (``show=False`` leaves that to you).
     """
     host, port = _split(host, port)
     if ssl_context is None and (tls or cafile):
@@ -462,6 +477,8 @@ def join(
     panel = ChatPanel(nick=nick, max_lines=max_lines, height=height)
     _replace(("join", _cell_key()), panel, lambda old: False)
     panel.connect(host, port, token=token, ssl_context=ssl_context, timeout=timeout)
+    if show:
+        _show(panel)
     return panel
 
 
@@ -479,6 +496,7 @@ def host(
     log: Any = None,
     max_lines: int = MAX_LINES,
     height: str = "260px",
+    show: bool = True,
     **server_options: Any,
 ) -> ServerPanel:
     """Start a labchat server in this kernel, join it as ``nick``, and show the host panel.
@@ -487,6 +505,7 @@ def host(
     ``port=0`` picks a free port. ``cert``/``key`` (or a server ``ssl_context``) speak TLS;
     ``token``, ``bot``, ``history``, ``log`` and any other keyword go to ChatServer.
     Re-running the cell stops the server the last run started before binding again.
+    The panel shows itself as the cell's output (``show=False`` leaves that to you).
     """
     panel = ServerPanel(nick=nick, max_lines=max_lines, height=height)
 
@@ -507,6 +526,8 @@ def host(
         log=log,
         **server_options,
     )
+    if show:
+        _show(panel)
     return panel
 
 
@@ -539,19 +560,32 @@ def _forget(panel: ChatPanel) -> None:
             del _LIVE[k]
 
 
-def _cell_key() -> str | None:
-    """The running cell: its id if the front end sent one, else its code; None outside a kernel."""
+def _request() -> dict:
+    """The kernel request now running (an execute_request from a front end), or {} outside a kernel."""
     try:
         from IPython import get_ipython
 
         kernel = getattr(get_ipython(), "kernel", None)
-        parent = kernel.get_parent("shell") if kernel is not None else None
+        return (kernel.get_parent("shell") if kernel is not None else None) or {}
     except Exception:
+        return {}
+
+
+def _cell_key() -> str | None:
+    """The running cell: its id if the front end sent one, else its code; None outside a kernel."""
+    request = _request()
+    if not request:
         return None
-    if not parent:
-        return None
-    cell = (parent.get("metadata") or {}).get("cellId")
-    return f"cell:{cell}" if cell else f"code:{(parent.get('content') or {}).get('code', '')}"
+    cell = (request.get("metadata") or {}).get("cellId")
+    return f"cell:{cell}" if cell else f"code:{(request.get('content') or {}).get('code', '')}"
+
+
+def _show(panel: ChatPanel) -> None:
+    """Display the panel as the running cell's output, when there is a kernel to show it."""
+    if _request():
+        from IPython.display import display
+
+        display(panel)
 
 
 @atexit.register

@@ -386,8 +386,11 @@ def kernel(tmp_path, monkeypatch):
         manager.shutdown_kernel(now=True)
 
 
-def run_cell(client, code: str, cell_id: str | None = None) -> str:
-    """Execute code as a front end would (with a cell id if given); return what it printed."""
+def run_cell(client, code: str, cell_id: str | None = None, shown: list | None = None) -> str:
+    """Execute code as a front end would (with a cell id if given); return what it printed.
+
+    Each display or result goes into ``shown`` as (message type, its text/plain).
+    """
     content = {"code": code, "silent": False, "store_history": True, "user_expressions": {}}
     request = client.session.msg("execute_request", content, metadata={"cellId": cell_id} if cell_id else {})
     client.shell_channel.send(request)
@@ -398,6 +401,8 @@ def run_cell(client, code: str, cell_id: str | None = None) -> str:
             continue
         if msg["msg_type"] == "stream":
             printed.append(msg["content"]["text"])
+        elif msg["msg_type"] in ("display_data", "execute_result") and shown is not None:
+            shown.append((msg["msg_type"], msg["content"]["data"].get("text/plain")))
         elif msg["msg_type"] == "error":
             raise AssertionError("\n".join(msg["content"]["traceback"]))
         elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
@@ -434,9 +439,9 @@ def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
     cell = "from labchat.widgets import host\np = host(port=0, nick='teacher')\nprint(p.address[1])"
     first = int(run_cell(client, cell, cell_id="host-cell"))
     second = int(run_cell(client, cell, cell_id="host-cell"))
-    assert first != second and refuses(first) and not refuses(second)
     accept_and_own_chat = ["labchat-accept", "labchat-client-teacher", "labchat-reader-teacher"]
     assert run_cell(client, THREADS) == f"{[*accept_and_own_chat, 'labchat-writer-teacher']}\n"
+    assert first != second and refuses(first) and not refuses(second)
     manager.restart_kernel(now=False)
     client.wait_for_ready(timeout=30)
     assert refuses(second)
@@ -444,3 +449,21 @@ def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
     assert run_cell(client, again) == "serving\n"  # the same port binds at once
     manager.shutdown_kernel(now=False)
     assert not manager.is_alive() and refuses(second)
+
+
+def test_a_panel_shows_itself_once_per_cell_run(kernel, server):
+    _, client = kernel
+    port = server.address[1]
+    shown: list = []
+    run_cell(client, "from labchat.widgets import join", shown=shown)
+    run_cell(client, f"panel = join('127.0.0.1', {port}, nick='ada')", shown=shown)
+    assert shown == [("display_data", "ChatPanel(nick='ada', state='connected')")]
+    shown.clear()
+    run_cell(client, f"join('127.0.0.1', {port}, nick='bob')", shown=shown)  # a bare call: still once
+    assert shown == [("display_data", "ChatPanel(nick='bob', state='connected')")]
+    shown.clear()
+    run_cell(client, "panel", shown=shown)  # asked for again in a later cell: shown again
+    assert shown == [("display_data", "ChatPanel(nick='ada', state='connected')")]
+    shown.clear()
+    run_cell(client, f"p = join('127.0.0.1', {port}, nick='cyd', show=False)", shown=shown)
+    assert shown == []
