@@ -6,13 +6,20 @@ that ``ChatServer(ssl_context=...)`` and ``ChatClient(ssl_context=...)`` take.
 instructor can run a TLS room without knowing openssl; it needs the
 ``cryptography`` package (``pip install labchat[tls]``). Clients then verify
 the server against that same certificate file (``--cafile``).
+
+The rule this module keeps: clients always verify. There is no switch here that
+turns certificate or host name checking off; a self-signed class certificate is
+trusted by handing it to the client as its ``cafile``, and ``fingerprint()``
+lets people compare it, out loud or on a slide, with the one the instructor made.
 """
 
 from __future__ import annotations
 
 import datetime
+import hashlib
 import ipaddress
 import os
+import socket
 import ssl
 from pathlib import Path
 
@@ -58,7 +65,7 @@ def make_certificate(
         except ValueError:
             names.append(x509.DNSName(host))
     subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, f"labchat {hosts[0]}")])
-    now = datetime.datetime.now(datetime.UTC)
+    now = datetime.datetime.now(datetime.timezone.utc)
     certificate = (
         x509.CertificateBuilder()
         .subject_name(subject)
@@ -80,3 +87,30 @@ def make_certificate(
     fd = os.open(str(key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as out:
         out.write(key_bytes)
+
+
+def class_hosts() -> list[str]:
+    """Names and addresses this machine is known by: what a class certificate should cover.
+
+    ``localhost`` and ``127.0.0.1``, then the machine's host name and the
+    addresses it resolves to (nothing is sent on the network to find them).
+    """
+    hosts = ["localhost", "127.0.0.1"]
+    name = socket.gethostname()
+    candidates = [name, socket.getfqdn()]
+    try:
+        candidates += [info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)]
+    except OSError:
+        pass
+    for host in candidates:
+        host = host.split("%")[0]  # an IPv6 scope is not part of a certificate name
+        if host and host not in hosts:
+            hosts.append(host)
+    return hosts
+
+
+def fingerprint(cert: str | Path) -> str:
+    """The SHA-256 fingerprint of a PEM certificate, as colon-separated hex pairs."""
+    der = ssl.PEM_cert_to_DER_cert(Path(cert).read_text(encoding="ascii"))
+    digest = hashlib.sha256(der).hexdigest().upper()
+    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
