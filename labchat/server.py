@@ -257,16 +257,19 @@ class ChatServer:
     def _say(self, conn: _Connection, texts: Iterable[str]) -> bool:
         """Hand a batch of lines to the room; True if the member asked to leave."""
         with self._deliver_lock:
+            # Who is here when the batch starts: only this member can leave during it,
+            # and what it said before leaving still goes to everyone, itself included.
+            members = self.room.members()
             deliveries: list[Delivery] = []
-            leaving = False
             for text in texts:
                 outcome = self.room.say(conn, text)
-                deliveries += outcome.deliveries
                 if outcome.leaving:
-                    leaving = True
-                    break
-            self._dispatch(deliveries)
-            return leaving
+                    self._dispatch(deliveries, members)
+                    self._dispatch(outcome.deliveries)
+                    return True
+                deliveries += outcome.deliveries
+            self._dispatch(deliveries, members)
+            return False
 
     def _leave(self, conn: _Connection, reason: str) -> None:
         with self._deliver_lock:
@@ -277,12 +280,16 @@ class ChatServer:
         with self._deliver_lock:
             conn.deliver(conn.render(event))
 
-    def _dispatch(self, deliveries: list[Delivery]) -> None:
-        """Encode each event once and queue the bytes for each recipient, in order."""
+    def _dispatch(self, deliveries: list[Delivery], members: list | None = None) -> None:
+        """Encode each event once and queue the bytes for each recipient, in order.
+
+        ``members`` are the recipients of events for everyone (default: who is here now).
+        """
         if not deliveries:
             return
         self._record(deliveries)
-        members = self.room.members()
+        if members is None:
+            members = self.room.members()
         if all(d.to is None for d in deliveries):
             blobs: dict[str, bytes] = {}
             for conn in members:
