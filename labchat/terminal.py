@@ -1,0 +1,135 @@
+"""The interactive terminal chat: a prompt to type in, with the room's events printed above it.
+
+A printer thread takes each event from the ``ChatClient`` and prints it while
+the person types: prompt_toolkit's ``patch_stdout`` draws it above the input
+line and redraws the half-typed text intact. The rule it keeps: everything on
+screen that came from the network went through ``render.terminal``, which
+turns control characters into visible text, so no one else can move the
+cursor, clear the screen or retitle the window. ``bye``, ``/quit``, Ctrl-D and
+Ctrl-C all leave politely and wait for the server's goodbye.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+
+from prompt_toolkit import PromptSession
+from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.patch_stdout import patch_stdout
+
+from .client import ChatClient, ConnectionClosed
+from .console import Pace, is_farewell
+from .protocol import Event
+from .render import nick_colour, safe, terminal
+
+# How long to wait for the server's goodbye after asking to leave.
+GOODBYE_WAIT = 5.0
+
+
+class TerminalChat:
+    """Runs one client at an interactive prompt; ``run()`` returns the exit status.
+
+    ``stop()`` may be called from any thread or a signal handler: the prompt
+    ends and the client leaves as if the person had typed ``bye``.
+    """
+
+    def __init__(self, client: ChatClient, *, color: bool = False) -> None:
+        self.client = client
+        self.color = color
+        self.left = False  # we left on purpose (or the server said goodbye to us)
+        self._ended = threading.Event()  # the connection is over
+        self._stopping = threading.Event()  # someone asked us to leave
+        self._session: PromptSession[str] | None = None
+
+    def run(self) -> int:
+        """Chat until the person leaves or the connection ends; 0 if they left."""
+        self._session = PromptSession(erase_when_done=True)
+        printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
+        with patch_stdout(raw=True):
+            self._show(self.client.welcome)
+            printer.start()
+            try:
+                self._prompt_loop(self._session)
+            except (KeyboardInterrupt, EOFError):  # Ctrl-C, Ctrl-D
+                self.left = True
+            if self.left or self._stopping.is_set():
+                self.left = True
+                self.client.close()  # says /quit and waits for the server to hang up
+            printer.join(GOODBYE_WAIT)
+        return 0 if self.left else 1
+
+    @property
+    def reason(self) -> str:
+        """Why the connection ended, for the one line on stderr."""
+        return self.client.close_reason or "the connection ended"
+
+    def stop(self) -> None:
+        """Leave as soon as possible (safe from any thread and from a signal handler)."""
+        self._stopping.set()
+        self._wake()
+
+    # -- the prompt (main thread) -------------------------------------------------------
+
+    def _prompt_loop(self, session: PromptSession[str]) -> None:
+        pace = Pace()
+        while not (self._ended.is_set() or self._stopping.is_set()):
+            text = session.prompt(self._prompt_text(), pre_run=self._exit_if_done)
+            if text is None:  # woken: the connection ended or stop() was called
+                continue
+            for line in text.splitlines():  # a paste may hold several lines
+                if not line.strip():
+                    continue
+                pace.wait()
+                try:
+                    self.client.send(line)
+                except ConnectionClosed:
+                    return
+                if is_farewell(line):
+                    self.left = True
+                    self._ended.wait(GOODBYE_WAIT)
+                    return
+
+    def _prompt_text(self) -> Callable[[], object]:
+        def text() -> object:
+            nick = safe(self.client.nick)
+            if not self.color:
+                return f"{nick}> "
+            return ANSI(f"\x1b[1;{nick_colour(self.client.nick)}m{nick}\x1b[0m> ")
+
+        return text
+
+    def _exit_if_done(self) -> None:
+        """End the running prompt if the chat is over (runs on the prompt's event loop)."""
+        if not (self._ended.is_set() or self._stopping.is_set()) or self._session is None:
+            return
+        app = self._session.app
+        if app.future is not None and not app.future.done():
+            app.exit(result=None)
+
+    def _wake(self) -> None:
+        """Ask the prompt's event loop to check whether the chat is over."""
+        loop = self._session.app.loop if self._session is not None else None
+        if loop is None:
+            return  # no prompt running: the next one checks before it waits
+        try:
+            loop.call_soon_threadsafe(self._exit_if_done)
+        except RuntimeError:  # that prompt's loop has just closed
+            pass
+
+    # -- the printer thread ---------------------------------------------------------------
+
+    def _print_events(self) -> None:
+        while True:
+            try:
+                event = self.client.receive()
+            except ConnectionClosed:
+                break
+            if event.kind == "system" and event.code == "goodbye":
+                self.left = True
+            self._show(event)
+        self._ended.set()
+        self._wake()
+
+    def _show(self, event: Event) -> None:
+        print(terminal(event, color=self.color), flush=True)
