@@ -46,6 +46,8 @@ _MARKS = {"connected": ("ok", "●"), "serving": ("ok", "●"), "failed": ("bad"
 
 _CSS = """<style>
 .lc-panel { max-width: 980px; font-family: var(--jp-ui-font-family, sans-serif); }
+.lc-panel .widget-html-content { line-height: 1.45; }
+.lc-howto td { padding: 1px 8px 1px 0; }
 .lc-title { font-weight: 600; font-size: 1.05em; }
 .lc-status-ok { color: #1e8449; } .lc-status-bad { color: #b03a2e; } .lc-status-off { color: #707070; }
 .lc-scroll { height: var(--lc-height, 260px); overflow-y: auto; display: flex;
@@ -61,7 +63,7 @@ _CSS = """<style>
 .lc-old { opacity: 0.6; }
 .lc-users { border: 1px solid #d0d0d0; border-radius: 4px; padding: 4px 8px; height: var(--lc-height, 260px);
   overflow-y: auto; }
-.lc-users li { list-style: none; margin: 0; } .lc-users ul { padding: 0; margin: 0; }
+.lc-users li { list-style: none; margin: 0; } .lc-users ul { padding: 0; margin: 2px 0 0 0; }
 .lc-howto code { user-select: all; }
 </style>"""
 
@@ -384,7 +386,7 @@ class ServerPanel(ChatPanel):
             self.server = None
             return self._fail(f"{failure} (so the server was stopped)")
         self.address = (bound[0], bound[1])
-        self._set_state("serving", f"serving on {_where(*bound)}: {self._reach_note()}")
+        self._set_state("serving", f"serving on {_where(*bound)} ({self._reach_note()})")
         return True
 
     def stop(self) -> None:
@@ -415,10 +417,13 @@ class ServerPanel(ChatPanel):
     def _title_html(self) -> str:
         return f'<span class="lc-title">labchat host: {html.escape(self.nick)}</span>'
 
-    def _reach_note(self) -> str:
+    def _reach_note(self, port: int | None = None) -> str:
+        """Who can join; with ``port``, also what to do about it."""
         if _is_loopback(self._bind_host):
-            return 'only this machine can join; host(host="0.0.0.0", ...) lets others in'
-        return "others join at " + ", ".join(self.addresses)
+            advice = '; host(host="0.0.0.0", ...) lets others in' if port else ""
+            return "only this machine can join" + advice
+        outside = ", ".join(self.addresses)
+        return f"others join at {outside}" + (f", if no firewall blocks port {port}" if port else "")
 
     def _describe_joining(self, port: int, token: str | None, cert: str | Path | None, *, tls: bool) -> None:
         first = self.addresses[0]
@@ -440,12 +445,9 @@ class ServerPanel(ChatPanel):
                 ("netcat", f"nc {first} {port}" if not tls else "(TLS: use labchat join)"),
             )
         )
-        where = ", ".join(html.escape(_hostport(a, port)) for a in self.addresses)
-        note = html.escape(self._reach_note())
+        note = html.escape(self._reach_note(port))
         with _WIDGET_LOCK:
-            self.howto.value = (
-                f'<div class="lc-howto"><b>How to join</b> ({where}; {note})<table>{rows}</table></div>'
-            )
+            self.howto.value = f'<div class="lc-howto"><b>How to join</b>: {note}<table>{rows}</table></div>'
 
 
 # -- the two entry points ---------------------------------------------------------------
