@@ -1,0 +1,278 @@
+"""The five scenarios, each run against one engine: start it, drive it, measure, stop it.
+
+The rule it keeps: one code path for both engines. A scenario is a plan of worker processes
+(forked, each holding many clients) and what to measure; only ``wire`` knows how each engine
+is spoken to. Every figure returned is for one run; ``fanout.py`` takes medians over runs.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import socket
+import time
+from array import array
+from dataclasses import dataclass, field
+
+from . import wire
+from .loadgen import Spec, flood_worker, room_worker
+from .servers import ENGINES, Engine
+
+CTX = multiprocessing.get_context("fork")
+SLOW_RCVBUF = 4096  # the slow reader asks the kernel for a tiny receive buffer
+
+
+@dataclass
+class Shape:
+    """The sizes of one run: the full benchmark and the smoke test differ only here."""
+
+    latency_seconds: float = 2.0
+    latency_rate: float = 1000.0
+    room_clients: int = 50
+    room_rate: float = 20.0
+    room_seconds: float = 5.0
+    fanout_receivers: tuple[int, ...] = (10, 50, 200)
+    fanout_seconds: float = 5.0
+    fanout_window: int = 2048
+    idle_clients: int = 200
+    workers: int = 2
+
+
+SMOKE = Shape(
+    latency_seconds=0.5,
+    latency_rate=200.0,
+    room_clients=8,
+    room_seconds=0.5,
+    fanout_receivers=(10,),
+    fanout_seconds=0.5,
+    idle_clients=20,
+)
+
+
+@dataclass
+class Run:
+    """What one run of one scenario measured on one engine."""
+
+    sent: int = 0
+    delivered: int = 0
+    expected: int = 0
+    seconds: float = 0.0
+    per_second: float = 0.0  # deliveries per second during the sending phase
+    latencies_us: list[float] = field(default_factory=list)
+    server_cpu: float = 0.0
+    loadgen_cpu: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def lost(self) -> int:
+        return self.expected - self.delivered
+
+
+def _split(items: list, parts: int) -> list[list]:
+    parts = max(1, min(parts, len(items)))
+    return [items[i::parts] for i in range(parts)]
+
+
+class _Workers:
+    """Forked worker processes and their pipes, driven through the phases in step."""
+
+    def __init__(self) -> None:
+        self.procs: list[multiprocessing.Process] = []
+        self.pipes = []
+
+    def add(self, target, *args) -> None:
+        parent, child = CTX.Pipe()
+        proc = CTX.Process(target=target, args=(child, *args), daemon=True)
+        proc.start()
+        child.close()
+        self.procs.append(proc)
+        self.pipes.append(parent)
+
+    def gather(self, phase: str, timeout: float = 60.0) -> list:
+        out = []
+        for pipe, proc in zip(self.pipes, self.procs, strict=True):
+            if not pipe.poll(timeout):
+                raise RuntimeError(f"a load worker said nothing for {timeout} s (waiting for {phase!r})")
+            try:
+                message = pipe.recv()
+            except EOFError:
+                raise RuntimeError(f"a load worker died (exit code {proc.exitcode})") from None
+            if message[0] != phase:
+                raise RuntimeError(f"a load worker said {message[0]!r}, expected {phase!r}")
+            out.append(message[1] if len(message) > 1 else None)
+        return out
+
+    def tell(self, *message) -> None:
+        for pipe in self.pipes:
+            pipe.send(message)
+
+    def stop(self) -> None:
+        for pipe in self.pipes:
+            try:
+                pipe.send(("stop",))
+            except OSError:
+                pass
+        for proc in self.procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+                proc.join()
+        for pipe in self.pipes:
+            pipe.close()
+
+
+def drive(
+    engine: Engine,
+    groups: list[list[Spec]],
+    seconds: float,
+    flood: tuple[int, int] | None = None,
+    slow: bool = False,
+) -> Run:
+    """Start the workers, let them send for ``seconds``, drain, and gather what they saw.
+
+    ``groups`` are the room workers' clients; ``flood`` is (index, window) for a sender as
+    fast as the engine goes; ``slow`` adds a client that joins and then never reads.
+    """
+    size = sum(len(g) for g in groups) + (1 if flood else 0)
+    counts = CTX.RawArray("q", size)
+    workers = _Workers()
+    counted = sum(len(g) for g in groups)
+    run = Run()
+    slow_sock = None
+    try:
+        for group in groups:
+            workers.add(room_worker, engine.name, engine.address, group, counts)
+        if flood:
+            index, window = flood
+            workers.add(flood_worker, engine.name, engine.address, index, counts, range(counted), window)
+        workers.gather("ready")
+        if slow:
+            slow_sock = _slow_client(engine)
+        cpu = engine.cpu_seconds()
+        start = time.monotonic_ns() + 100_000_000
+        end = start + int(seconds * 1e9)
+        workers.tell("go", start, end)
+        time.sleep(max(0.0, (end - time.monotonic_ns()) / 1e9))
+        at_end = sum(counts[:counted])
+        run.sent = sum(workers.gather("sent", 60.0 + seconds))
+        workers.tell("expect", run.sent)
+        results = workers.gather("result", 60.0)
+        run.server_cpu = engine.cpu_seconds() - cpu
+        run.seconds = seconds
+        run.per_second = at_end / seconds
+        run.expected = run.sent * counted
+        run.delivered = sum(sum(r["counts"]) for r in results)
+        run.loadgen_cpu = sum(r["cpu"] for r in results)
+        lat = array("q")
+        for r in results:
+            lat.frombytes(r["latencies"])
+        run.latencies_us = [v / 1000 for v in lat]
+        run.extra["closed"] = sorted(i for r in results for i in r["closed"])
+        if slow_sock is not None:
+            run.extra["slow"] = _slow_fate(engine, slow_sock, [x for r in results for x in r["leaves"]])
+        run.extra["rss_kib"] = engine.rss_kib()
+    finally:
+        workers.stop()
+        if slow_sock is not None:
+            slow_sock.close()
+    return run
+
+
+def _slow_client(engine: Engine) -> socket.socket:
+    sock = wire.connect(engine.address, rcvbuf=SLOW_RCVBUF)
+    if engine.name == "redis":
+        wire.redis_call(sock, b"CLIENT", b"SETNAME", b"slow")
+    wire.ENGINES[engine.name]().join(sock, "slow")
+    return sock
+
+
+def _slow_fate(engine: Engine, sock: socket.socket, leaves: list[tuple[str, str]]) -> str:
+    """What became of the client that never read: cut off (and why), or still buffered."""
+    if engine.name == "labchat":
+        sock.setblocking(False)
+        ended = False
+        try:
+            while sock.recv(wire.CHUNK if hasattr(wire, "CHUNK") else 65536):
+                pass
+            ended = True
+        except BlockingIOError:
+            pass
+        except OSError:
+            ended = True
+        reasons = [text for nick, text in leaves if nick == "slow"]
+        if reasons:
+            return f"cut off: {reasons[0]}"
+        return "cut off with no reason given" if ended else "still connected"
+    with wire.connect(engine.address) as control:
+        listing = wire.redis_call(control, b"CLIENT", b"LIST").decode()
+    for line in listing.splitlines():
+        fields = dict(f.split("=", 1) for f in line.split() if "=" in f)
+        if fields.get("name") == "slow":
+            return f"still connected, {int(fields['omem']) // 1024} KiB queued for it"
+    return "disconnected by the server"
+
+
+# -- the scenarios ----------------------------------------------------------------------------
+
+
+def latency(engine: Engine, shape: Shape) -> Run:
+    """Two clients: one sends at a steady rate, the other times each delivery."""
+    groups = [[Spec(0, rate=shape.latency_rate)], [Spec(1, measure=True)]]
+    return drive(engine, groups, shape.latency_seconds)
+
+
+def busy_room(engine: Engine, shape: Shape, slow: bool = False) -> Run:
+    """Everyone sends at a steady rate and times everyone's messages, optionally beside a slow reader."""
+    specs = [Spec(i, rate=shape.room_rate, measure=True) for i in range(shape.room_clients)]
+    return drive(engine, _split(specs, shape.workers), shape.room_seconds, slow=slow)
+
+
+def fan_out(engine: Engine, shape: Shape, receivers: int) -> Run:
+    """One sender as fast as the engine takes it; ``receivers`` clients count deliveries."""
+    specs = [Spec(i) for i in range(receivers)]
+    groups = _split(specs, shape.workers)
+    return drive(engine, groups, shape.fanout_seconds, flood=(receivers, shape.fanout_window))
+
+
+def scale(engine: Engine, shape: Shape) -> Run:
+    """Memory and threads of the server with many idle clients connected."""
+    before = (engine.rss_kib(), engine.threads())
+    specs = [Spec(i) for i in range(shape.idle_clients)]
+    counts = CTX.RawArray("q", len(specs))
+    workers = _Workers()
+    try:
+        for group in _split(specs, shape.workers):
+            workers.add(room_worker, engine.name, engine.address, group, counts)
+        workers.gather("ready")
+        time.sleep(0.2)  # let the server settle: threads started, buffers allocated
+        run = Run()
+        run.extra.update(
+            rss_idle_kib=before[0],
+            threads_idle=before[1],
+            rss_kib=engine.rss_kib(),
+            threads=engine.threads(),
+            clients=len(specs),
+        )
+        now = time.monotonic_ns()
+        workers.tell("go", now, now)
+        workers.gather("sent")
+        workers.tell("expect", 0)
+        workers.gather("result")
+    finally:
+        workers.stop()
+    return run
+
+
+def run_one(name: str, engine_name: str, shape: Shape) -> Run:
+    """One scenario against a freshly started engine."""
+    with ENGINES[engine_name]() as engine:
+        if name == "latency":
+            return latency(engine, shape)
+        if name == "busy":
+            return busy_room(engine, shape)
+        if name == "slow":
+            return busy_room(engine, shape, slow=True)
+        if name.startswith("fanout"):
+            return fan_out(engine, shape, int(name[len("fanout") :]))
+        if name == "scale":
+            return scale(engine, shape)
+    raise ValueError(f"unknown scenario {name!r}")

@@ -1,0 +1,158 @@
+"""Start and stop the engines under test, each in its own process, and read their vital signs.
+
+The rule it keeps: whatever is started here is stopped here (``with`` blocks), on a loopback
+port chosen by the kernel, with the engine's protections as they ship except those the
+benchmark must switch off to push load (labchat's rate limit, which stays on by default).
+"""
+
+from __future__ import annotations
+
+import os
+import select
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from . import wire
+
+ROOT = Path(__file__).resolve().parent.parent
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class Engine:
+    """A running server process: its address, and its memory, threads and CPU time."""
+
+    name = ""
+
+    def __init__(self) -> None:
+        self.proc: subprocess.Popen | None = None
+        self.address: tuple[str, int] = ("127.0.0.1", 0)
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None
+        return self.proc.pid
+
+    def rss_kib(self) -> int:
+        return int(_status(self.pid)["VmRSS"].split()[0])
+
+    def threads(self) -> int:
+        return int(_status(self.pid)["Threads"])
+
+    def cpu_seconds(self) -> float:
+        fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+    def __enter__(self) -> Engine:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> None:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+
+class LabchatServer(Engine):
+    """``python -m benchmarks.run_server``: a ChatServer with the rate limit switched off."""
+
+    name = "labchat"
+
+    def __init__(self, max_clients: int = 1000, outbox_limit: int = 256 * 1024) -> None:
+        super().__init__()
+        self.args = [
+            "--no-rate-limit",
+            "--max-clients",
+            str(max_clients),
+            "--outbox-limit",
+            str(outbox_limit),
+        ]
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "benchmarks.run_server", *self.args],
+            cwd=ROOT,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+        )
+        ready, _, _ = select.select([self.proc.stdout], [], [], 30.0)
+        line = self.proc.stdout.readline() if ready else b""
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError(f"the labchat server did not start (it said {line!r})")
+        self.address = ("127.0.0.1", int(line))
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        try:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
+        if self.proc.returncode != 0:
+            raise RuntimeError(f"the labchat server exited with status {self.proc.returncode}")
+        self.proc = None
+
+
+class RedisServer(Engine):
+    """Debian's ``redis-server`` on a free loopback port, persistence off."""
+
+    name = "redis"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
+        port = _free_port()
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+            + ["--protected-mode", "no", "--loglevel", "warning", "--maxclients", "2000"],
+            stdout=subprocess.DEVNULL,
+        )
+        self.address = ("127.0.0.1", port)
+        deadline = time.monotonic() + 10.0
+        while True:
+            try:
+                with wire.connect(self.address) as sock:
+                    if wire.redis_call(sock, b"PING").startswith(b"+PONG"):
+                        return
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop()
+                    raise RuntimeError("redis-server did not start") from None
+                time.sleep(0.02)
+
+    def stop(self) -> None:
+        if self.proc is None:
+            return
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        self.proc = None
+
+
+ENGINES: dict[str, type[Engine]] = {"labchat": LabchatServer, "redis": RedisServer}
+
+
+def _status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return dict(line.split(":\t", 1) for line in lines if ":\t" in line)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
