@@ -510,8 +510,11 @@ class _Connection:
 
     def _first_line(self, deadline: float) -> bytes:
         while True:
-            for line in self.decoder:  # may raise line-too-long
-                return line
+            try:
+                for line in self.decoder:
+                    return line
+            except ProtocolError as exc:  # line too long: refuse in words, not a traceback
+                raise _Refused(exc.code, str(exc)) from None
             if self.decoder.closed:
                 raise _Drop("closed before saying hello")
             left = deadline - time.monotonic()
