@@ -1,0 +1,313 @@
+"""The interactive terminal chat, driven in real pseudo-terminals and read off a pyte screen.
+
+Every process here is a real ``python -m labchat`` in its own pty with
+``TERM=xterm`` (prompt_toolkit's full redraw path); what the tests assert is
+what a person would see on the screen.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+
+import pexpect
+import pyte
+import pytest
+
+from labchat import ChatClient, ChatServer
+from labchat.protocol import PROTOCOL, Event, encode
+from labchat.render import nick_colour
+
+pytestmark = pytest.mark.timeout(120)
+
+
+class Term:
+    """A labchat process in a pty, its output fed to a pyte screen."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cols: int = 100, rows: int = 24):
+        environ = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
+        environ.pop("NO_COLOR", None)
+        environ.pop("LABCHAT_TOKEN", None)
+        environ.update(env or {})
+        self.child = pexpect.spawn(
+            sys.executable, ["-m", "labchat", *args], env=environ, dimensions=(rows, cols), timeout=10
+        )
+        self.screen = pyte.Screen(cols, rows)
+        self._stream = pyte.ByteStream(self.screen)
+        self.raw = bytearray()
+        self.ended = False
+
+    def _pump(self, timeout: float) -> None:
+        try:
+            data = self.child.read_nonblocking(65536, timeout=timeout)
+        except pexpect.TIMEOUT:
+            return
+        except pexpect.EOF:
+            self.ended = True
+            return
+        self.raw += data
+        self._stream.feed(data)
+
+    def text(self) -> str:
+        return "\n".join(row.rstrip() for row in self.screen.display)
+
+    def rows(self) -> list[str]:
+        return [row.rstrip() for row in self.screen.display if row.strip()]
+
+    def wait(self, what: str | Callable[[str], bool], timeout: float = 10.0) -> str:
+        """Read output until the screen shows ``what`` (text, or a test of the screen's text)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.text()
+            if what(screen) if callable(what) else what in screen:
+                return screen
+            left = deadline - time.monotonic()
+            if self.ended or left <= 0:
+                raise AssertionError(f"the screen never showed {what!r}; it shows:\n{screen}")
+            self._pump(min(0.2, left))
+
+    def type(self, keys: str) -> None:
+        self.child.send(keys)
+
+    def exit_status(self, timeout: float = 10.0) -> int:
+        """Wait for the process to end; its exit status."""
+        deadline = time.monotonic() + timeout
+        while not self.ended:
+            if time.monotonic() > deadline:
+                raise AssertionError(f"still running; the screen shows:\n{self.text()}")
+            self._pump(0.2)
+        self.child.close()
+        return self.child.exitstatus
+
+    def kill(self) -> None:
+        if self.child.isalive():
+            self.child.terminate(force=True)
+
+
+@pytest.fixture
+def terms() -> Iterator[Callable[..., Term]]:
+    started: list[Term] = []
+
+    def start(*args: str, **kw: object) -> Term:
+        term = Term(*args, **kw)
+        started.append(term)
+        return term
+
+    yield start
+    for term in started:
+        term.kill()
+
+
+@pytest.fixture
+def room() -> Iterator[ChatServer]:
+    with ChatServer("127.0.0.1", 0, bot=False) as server:
+        yield server
+
+
+def where(server: ChatServer) -> str:
+    return "{}:{}".format(*server.address)
+
+
+def serve_port(host: Term) -> str:
+    screen = host.wait(lambda s: re.search(r"listening on 127\.0\.0\.1:(\d+)", s) is not None)
+    return re.search(r"listening on 127\.0\.0\.1:(\d+)", screen).group(1)
+
+
+def test_host_and_two_guests_chat_both_ways_then_leave(terms):
+    host = terms("serve", "--port", "0", "--nick", "teacher", "--no-bot")
+    port = serve_port(host)
+    first = f"labchat: listening on 127.0.0.1:{port}; others join with: labchat join 127.0.0.1:{port}"
+    assert host.rows()[0].startswith(first)
+    host.wait("teacher>")
+    ada = terms("join", f"127.0.0.1:{port}", "--nick", "ada")
+    ada.wait("ada>")
+    bob = terms("join", f"127.0.0.1:{port}", "--nick", "bob")
+    bob.wait("bob>")
+    host.wait("--> bob joined")  # the host's own chat shows who comes and goes
+
+    ada.type("hello bob\r")
+    bob.wait("ada: hello bob")
+    bob.type("hi ada, nice to see you\r")
+    ada.wait("bob: hi ada, nice to see you")
+    host.type("welcome, both of you\r")
+    ada.wait("teacher: welcome, both of you")
+    bob.wait("teacher: welcome, both of you")
+    host.wait("bob: hi ada, nice to see you")
+
+    ada.type("/msg bob just between us\r")
+    bob.wait("[private] ada -> bob: just between us")
+    ada.type("bye\r")
+    ada.wait("Goodbye, ada!")
+    assert ada.exit_status() == 0
+    bob.wait("<-- ada left")
+    host.wait("<-- ada left")
+    assert "just between us" not in host.text()
+
+    bob.type("bye\r")
+    assert bob.exit_status() == 0
+    assert "Goodbye, bob!" in bob.text()
+    host.wait("<-- bob left")
+    host.type("bye\r")
+    assert host.exit_status() == 0
+    assert "Goodbye, teacher!" in host.text()
+    assert "the room is closed" in host.text()
+
+
+def test_a_half_typed_line_survives_an_incoming_message(terms, room):
+    ada = terms("join", where(room), "--nick", "ada")
+    ada.wait("ada>")
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada.wait("--> bob joined")
+        ada.type("half a thou")
+        ada.wait("ada> half a thou")
+        bob.send("a message in the middle of your typing")
+        ada.wait("bob: a message in the middle of your typing")
+        rows = ada.rows()
+        assert rows[-1] == "ada> half a thou"  # still there, below the new message
+        assert rows[-2].endswith("bob: a message in the middle of your typing")
+        cursor = ada.screen.cursor
+        assert ada.screen.display[cursor.y].rstrip() == "ada> half a thou"
+        assert cursor.x == len("ada> half a thou")
+
+        ada.type("ght\r")  # the rest of the word joins what was typed before
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == "half a thought"
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+def test_escape_sequences_sent_through_the_room_arrive_as_harmless_text(terms, room):
+    ada = terms("join", where(room), "--nick", "ada")
+    ada.wait("ada>")
+    eve = socket.create_connection(room.address)  # a person on netcat: raw bytes
+    with eve:
+        eve.recv(4096)
+        eve.sendall(b"eve\n")
+        ada.wait("--> eve joined")
+        eve.sendall(b"\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[31mred\x1b[5Aup\n")
+        ada.wait("eve: ^[[2J^[[H^[]0;pwned^G^[[31mred^[[5Aup")
+    rows = ada.rows()
+    assert rows[0].endswith("Welcome, ada! 1 here: ada. Type /help for commands, bye to leave.")
+    assert ada.screen.title == ""
+    assert b"pwned\x07" not in ada.raw and b"\x1b[2J" not in ada.raw
+    ada.type("bye\r")
+    assert ada.exit_status() == 0
+
+
+class FakeServer:
+    """A hostile labchat server on 127.0.0.1: it sends whatever events the test writes."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.conn: socket.socket | None = None
+        self.ready = threading.Event()
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+
+    def _accept(self) -> None:
+        self.conn, _ = self.listener.accept()
+        self.conn.sendall(f"{PROTOCOL} Welcome to labchat!\n".encode())
+        reader = self.conn.makefile("rb")
+        nick = json.loads(reader.readline())["nick"]
+        welcome = Event(kind="welcome", sender=nick, text=f"Welcome, {nick}!", seq=1, time=time.time())
+        self.conn.sendall(encode(welcome))
+        self.ready.set()
+
+    def send(self, raw: bytes) -> None:
+        self.conn.sendall(raw)
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.listener.close()
+
+
+def test_the_client_neutralises_escapes_even_when_the_server_does_not(terms):
+    fake = FakeServer()
+    try:
+        ada = terms("join", f"127.0.0.1:{fake.port}", "--nick", "ada")
+        assert fake.ready.wait(10)
+        ada.wait("ada>")
+        # JSON escapes let a server put any control character in any field.
+        hostile = {
+            "type": "message",
+            "sender": "ev\u001b[2Je",
+            "text": "\u001b]0;pwned\u0007\u001b[2J\u001b[Hgotcha\u009b31m\r\u0008",
+            "seq": 2,
+            "time": time.time(),
+        }
+        fake.send(json.dumps(hostile).encode() + b"\n")
+        ada.wait("gotcha")
+        assert "ev^[[2Je: ^[]0;pwned^G^[[2J^[[Hgotcha<U+009B>31m^M^H" in ada.text()
+        assert ada.rows()[0].endswith("Welcome, ada!")  # the screen was not cleared
+        assert ada.screen.title == ""
+        assert b"pwned\x07" not in ada.raw and b"\x1b[2J" not in ada.raw
+
+        fake.close()  # and then the connection is lost
+        assert ada.exit_status() == 1
+        assert "labchat: the server closed the connection" in ada.text()
+        assert "Traceback" not in ada.text()
+    finally:
+        fake.close()
+
+
+WAYS_OUT = {"bye": "bye\r", "quit": "/quit\r", "ctrl-d": "\x04", "ctrl-c": "\x03"}
+
+
+@pytest.mark.parametrize("leave", WAYS_OUT.values(), ids=WAYS_OUT.keys())
+def test_every_way_out_says_goodbye_and_exits_0(terms, room, leave):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type(leave)
+        ada.wait("Goodbye, ada!")
+        assert ada.exit_status() == 0
+        bob.receive_until(lambda e: e.kind == "leave" and e.sender == "ada", timeout=5)
+
+
+def test_colours_are_stable_per_nick_and_off_with_no_color(terms, room):
+    bob_colour = f"\x1b[1;{nick_colour('bob')}m".encode()
+    coloured = terms("join", where(room), "--nick", "ada")
+    plain = terms("join", where(room), "--nick", "cy", env={"NO_COLOR": "1"})
+    flagged = terms("join", where(room), "--nick", "dee", "--no-color")
+    for term, nick in ((coloured, "ada"), (plain, "cy"), (flagged, "dee")):
+        term.wait(f"{nick}>")
+    with ChatClient(*room.address, nick="bob") as bob:
+        for term in (coloured, plain, flagged):
+            term.wait("--> bob joined")
+        bob.send("colour me")
+        bob.send("/msg ada a secret")
+        for term in (coloured, plain, flagged):
+            term.wait("bob: colour me")
+        coloured.wait("[private] bob -> ada: a secret")
+        coloured.type("/nonsense\r")
+        coloured.wait("!!! unknown command /nonsense")
+    assert b"\x1b[35m[private] bob -> ada: a secret" in coloured.raw  # private: magenta
+    assert b"\x1b[1;31m!!! unknown command" in coloured.raw  # errors: bold red
+    assert bob_colour in coloured.raw
+    assert b"\x1b[2m--> bob joined" in coloured.raw  # joins and leaves are dim
+    for term in (plain, flagged):
+        assert bob_colour not in term.raw
+        assert re.search(rb"\x1b\[[0-9;]*3[1-6]m", bytes(term.raw)) is None  # no foreground colour at all
+
+
+def test_ctrl_c_on_the_host_closes_the_room_and_guests_are_told(terms):
+    host = terms("serve", "--port", "0", "--nick", "teacher")
+    port = serve_port(host)
+    host.wait("teacher>")
+    ada = terms("join", f"127.0.0.1:{port}", "--nick", "ada")
+    ada.wait("ada>")
+    host.wait("--> ada joined")
+    host.type("\x03")
+    assert host.exit_status() == 0
+    assert "Goodbye, teacher!" in host.text()
+    ada.wait("the server is shutting down")
+    assert ada.exit_status() == 1
+    assert "labchat: the server closed the connection" in ada.text()
