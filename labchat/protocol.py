@@ -133,8 +133,9 @@ def decode_text(line: bytes) -> str:
 
 
 def _load_object(line: bytes) -> dict:
+    text = decode_text(line)  # outside the try: its ProtocolError is a ValueError too
     try:
-        data = json.loads(decode_text(line))
+        data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError("bad-json", f"not valid JSON: {exc.msg}") from None
     except (ValueError, RecursionError):  # a number with thousands of digits, or deep nesting
