@@ -1,0 +1,273 @@
+"""The wire format without a socket: frames to bytes and back, and the line decoder.
+
+Every sample session is fed to the decoder split at every byte offset; hypothesis
+checks the round trip, that arbitrary bytes only ever raise ProtocolError, and
+that the decoder never holds more than its limit.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from labchat.protocol import (
+    KINDS,
+    MAX_LINE,
+    Decoder,
+    Event,
+    Hello,
+    ProtocolError,
+    Say,
+    banner,
+    decode_event,
+    decode_frame,
+    encode,
+)
+
+SESSION = (
+    encode(Hello(nick="ada", token="s3cret"))
+    + encode(Say(text="héllo wörld 👋"))
+    + b"bob\r\n"
+    + encode(Say(text="/msg bob psst"))
+    + b"\n"
+    + encode(Event(kind="message", sender="ada", text="hi", seq=3, time=1.5))
+    + b"last line without newline"
+)
+SESSION_LINES = [
+    b'{"type":"hello","nick":"ada","version":1,"token":"s3cret"}',
+    '{"type":"say","text":"héllo wörld 👋"}'.encode(),
+    b"bob",
+    b'{"type":"say","text":"/msg bob psst"}',
+    b"",
+    b'{"type":"message","sender":"ada","text":"hi","seq":3,"time":1.5}',
+    b"last line without newline",
+]
+
+
+def drain(decoder: Decoder) -> list[bytes]:
+    return list(decoder)
+
+
+# -- encoding -----------------------------------------------------------------------------
+
+
+def test_frames_are_one_compact_json_line_each() -> None:
+    assert encode(Hello(nick="ada")) == b'{"type":"hello","nick":"ada","version":1}\n'
+    assert encode(Say(text="hi")) == b'{"type":"say","text":"hi"}\n'
+    event = Event(kind="join", sender="bob", seq=7, time=12.25)
+    assert encode(event) == b'{"type":"join","sender":"bob","seq":7,"time":12.25}\n'
+
+
+def test_text_is_sent_as_utf8_not_escaped_and_newlines_stay_inside_the_frame() -> None:
+    data = encode(Say(text="zwei\nZeilen ü"))
+    assert data.count(b"\n") == 1 and data.endswith(b"\n")
+    assert "ü".encode() in data
+    assert decode_frame(data[:-1]) == Say(text="zwei\nZeilen ü")
+
+
+def test_an_event_without_a_sequence_number_still_carries_seq() -> None:
+    assert json.loads(encode(Event(kind="error", code="bad-json", text="x")))["seq"] == 0
+
+
+def test_banner_names_the_protocol_first() -> None:
+    assert banner("Welcome!") == b"labchat/1 Welcome!\n"
+
+
+def test_unknown_event_kinds_are_refused_when_built() -> None:
+    with pytest.raises(ValueError, match="unknown event kind"):
+        Event(kind="shout")
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_every_kind_survives_the_wire(kind: str) -> None:
+    event = Event(
+        kind=kind,
+        sender="ada",
+        text="t",
+        seq=9,
+        time=1.0,
+        target="bob",
+        code="c",
+        users=("ada", "bob"),
+        history=True,
+    )
+    assert decode_event(encode(event)[:-1]) == event
+
+
+# -- decoding frames ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("line", "code", "words"),
+    [
+        (b"not json", "bad-json", "not valid JSON"),
+        (b"\xff\xfe", "bad-utf8", "invalid UTF-8 at byte 0"),
+        (b'{"type":"say","text":"\\ud800"}', "bad-utf8", "not valid Unicode"),
+        (b"[1, 2]", "bad-frame", "JSON object with a 'type'"),
+        (b'{"text":"no type"}', "bad-frame", "JSON object with a 'type'"),
+        (b'{"type":"shout"}', "bad-frame", "unknown frame type 'shout'"),
+        (b'{"type":"hello"}', "bad-frame", "hello needs a 'nick'"),
+        (b'{"type":"hello","nick":7}', "bad-frame", "'nick' must be str"),
+        (b'{"type":"hello","nick":"a","version":true}', "bad-frame", "'version' must be int"),
+        (b'{"type":"say","text":["x"]}', "bad-frame", "'text' must be str"),
+        (b"[" * 100_000, "bad-json", "too deeply nested"),
+        (b'{"type":"say","text":"x","n":' + b"9" * 5000 + b"}", "bad-json", "too large a number"),
+    ],
+)
+def test_bad_frames_raise_protocol_error_with_a_code_and_a_reason(line: bytes, code: str, words: str) -> None:
+    with pytest.raises(ProtocolError, match=words) as caught:
+        decode_frame(line)
+    assert caught.value.code == code
+
+
+def test_a_say_without_text_is_empty_and_a_hello_may_carry_a_token() -> None:
+    assert decode_frame(b'{"type":"say"}') == Say(text="")
+    assert decode_frame(b'{"type":"hello","nick":"ada","token":"t"}') == Hello(nick="ada", token="t")
+
+
+def test_events_from_a_newer_server_fail_cleanly() -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode_event(b'{"type":"hologram","seq":1}')
+    assert caught.value.code == "bad-frame"
+    with pytest.raises(ProtocolError, match="malformed message event"):
+        decode_event(b'{"type":"message","seq":"first"}')
+
+
+# -- the line decoder ---------------------------------------------------------------------
+
+
+def test_a_whole_session_in_one_piece() -> None:
+    decoder = Decoder()
+    decoder.feed(SESSION)
+    assert drain(decoder) == SESSION_LINES[:-1]
+    decoder.feed(b"")
+    assert drain(decoder) == SESSION_LINES[-1:]
+    assert decoder.closed and decoder.buffered == 0
+
+
+def test_a_session_split_at_every_byte_offset() -> None:
+    for cut in range(1, len(SESSION)):  # (b"" would mean the end of the stream)
+        decoder = Decoder()
+        lines: list[bytes] = []
+        for piece in (SESSION[:cut], SESSION[cut:], b""):
+            decoder.feed(piece)
+            lines += drain(decoder)
+        assert lines == SESSION_LINES, f"split at byte {cut}"
+
+
+def test_every_pair_of_cuts_in_a_short_exchange() -> None:
+    data = b'{"type":"say","text":"a"}\r\n\xc3\xa9\n\n'
+    for i in range(1, len(data)):
+        for j in range(i, len(data)):
+            decoder = Decoder()
+            lines: list[bytes] = []
+            for piece in (data[:i], data[i:j], data[j:]):
+                if piece:
+                    decoder.feed(piece)
+                    lines += drain(decoder)
+            assert lines == [b'{"type":"say","text":"a"}', "é".encode(), b""], (i, j)
+
+
+def test_end_of_stream_ends_the_decoder() -> None:
+    decoder = Decoder()
+    decoder.feed(b"")
+    assert decoder.closed and drain(decoder) == []
+    decoder.feed(b"late\n")
+    assert drain(decoder) == []
+
+
+def test_a_session_fed_one_byte_at_a_time() -> None:
+    decoder = Decoder()
+    lines: list[bytes] = []
+    for i in range(len(SESSION)):
+        decoder.feed(SESSION[i : i + 1])
+        lines += drain(decoder)
+        assert decoder.buffered <= MAX_LINE
+    decoder.feed(b"")
+    assert lines + drain(decoder) == SESSION_LINES
+
+
+def test_a_line_of_exactly_the_limit_passes_and_one_more_byte_does_not() -> None:
+    decoder = Decoder(max_line=10)
+    decoder.feed(b"x" * 10 + b"\n")
+    assert drain(decoder) == [b"x" * 10]
+    decoder.feed(b"y" * 11 + b"\n")
+    with pytest.raises(ProtocolError, match="line too long: 11 bytes, limit 10") as caught:
+        drain(decoder)
+    assert caught.value.code == "line-too-long"
+
+
+def test_an_endless_line_is_refused_before_it_is_buffered() -> None:
+    decoder = Decoder(max_line=100)
+    decoder.feed(b"ok\n" + b"z" * 60)
+    decoder.feed(b"z" * 60)  # 120 bytes without a newline
+    assert decoder.buffered == 0 and decoder.closed
+    assert next(iter(decoder)) == b"ok"  # lines before the fault are kept, in order
+    with pytest.raises(ProtocolError, match="over 100 bytes with no newline"):
+        drain(decoder)
+    decoder.feed(b"more\n")  # after the fault, nothing is taken
+    assert drain(decoder) == []
+
+
+def test_a_limit_must_be_positive() -> None:
+    with pytest.raises(ValueError):
+        Decoder(max_line=0)
+
+
+# -- properties ---------------------------------------------------------------------------
+
+texts = st.text(max_size=60)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.builds(
+        Event,
+        kind=st.sampled_from(sorted(KINDS)),
+        sender=texts,
+        text=texts,
+        seq=st.integers(0, 2**53),
+        time=st.floats(0, 4e9, allow_nan=False),
+        target=texts,
+        code=texts,
+        users=st.lists(st.text(min_size=1, max_size=10), max_size=5).map(tuple),
+        history=st.booleans(),
+    )
+)
+def test_round_trip_of_any_event(event: Event) -> None:
+    data = encode(event)
+    assert data.count(b"\n") == 1
+    assert decode_event(data[:-1]) == event
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.one_of(st.builds(Say, text=texts), st.builds(Hello, nick=texts, token=st.none() | texts)))
+def test_round_trip_of_any_frame(frame: Hello | Say) -> None:
+    assert decode_frame(encode(frame)[:-1]) == frame
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200))
+def test_arbitrary_bytes_never_raise_anything_but_protocol_error(line: bytes) -> None:
+    for parse in (decode_frame, decode_event):
+        try:
+            parse(line)
+        except ProtocolError as exc:
+            assert exc.code in {"bad-json", "bad-utf8", "bad-frame"} and str(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.binary(max_size=50), max_size=20), st.integers(1, 40))
+def test_the_decoder_never_buffers_past_its_limit(chunks: list[bytes], limit: int) -> None:
+    decoder = Decoder(max_line=limit)
+    for chunk in chunks:
+        decoder.feed(chunk)
+        assert decoder.buffered <= limit
+        try:
+            for line in decoder:
+                assert len(line) <= limit and b"\n" not in line
+        except ProtocolError as exc:
+            assert exc.code == "line-too-long"
