@@ -226,12 +226,10 @@ class Room:
         return Outcome(out)
 
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
+        farewell = clean_text(farewell)  # may refuse it: do so before the member is gone
         goodbye = Delivery(self._event("system", code="goodbye", text=f"Goodbye, {nick}!"), (member,))
         del self._members[member]
-        out = [
-            goodbye,
-            Delivery(self._event("leave", sender=nick, text=clean_text(farewell))),
-        ]
+        out = [goodbye, Delivery(self._event("leave", sender=nick, text=farewell))]
         if self.bot:
             out += self._bot_says(self.bot.on_leave(nick), keep=False)
         return Outcome(out, leaving=True)
