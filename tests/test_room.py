@@ -1,0 +1,319 @@
+"""The room as pure logic: no socket, no thread, a fixed clock, members are plain strings."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from labchat.bot import Greeter
+from labchat.protocol import MAX_TEXT, Event
+from labchat.room import MAX_NICK, Delivery, Room, RoomError, check_nick
+
+
+def quiet_room(**kwargs: object) -> Room:
+    return Room(clock=lambda: 1000.0, **kwargs)
+
+
+def seen_by(deliveries: list[Delivery], member: str, everyone: list[str]) -> list[Event]:
+    """The events ``member`` gets from these deliveries, given who was in the room."""
+    return [d.event for d in deliveries if (member in everyone if d.to is None else member in d.to)]
+
+
+def kinds(events: list[Event]) -> list[str]:
+    return [e.kind for e in events]
+
+
+@pytest.fixture
+def room() -> Room:
+    """A room with ada and bob and no bot."""
+    room = quiet_room()
+    room.join("a", "ada")
+    room.join("b", "bob")
+    return room
+
+
+def say(room: Room, member: str, text: str) -> list[Delivery]:
+    return room.say(member, text).deliveries
+
+
+# -- nicks --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("nick", ["ada", "Bob_2", "li.wei", "zoë", "Ωmega", "x" * MAX_NICK, "a-b"])
+def test_good_nicks(nick: str) -> None:
+    assert check_nick(nick) == nick
+
+
+@pytest.mark.parametrize(
+    ("nick", "words"),
+    [
+        ("", "cannot be empty"),
+        ("x" * (MAX_NICK + 1), f"nick too long: {MAX_NICK + 1} characters, limit {MAX_NICK}"),
+        ("1st", "must start with a letter"),
+        ("_x", "must start with a letter"),
+        ("ada lovelace", "may hold only letters, digits, _ - . (not ' ')"),
+        ("ada\x1b[2J", "'^['"),
+        ("bob\x00", "'^@'"),
+        ("eve<b>", "'<' '>'"),
+        ("eve\u202e", "<U+202E>"),
+    ],
+)
+def test_bad_nicks_are_refused_with_a_reason(nick: str, words: str) -> None:
+    with pytest.raises(RoomError, match="nick") as caught:
+        check_nick(nick)
+    assert caught.value.code == "nick-invalid"
+    assert words in str(caught.value)
+    assert "\x1b" not in str(caught.value) and "\x00" not in str(caught.value)
+
+
+def test_a_nick_is_unique_whatever_its_case(room: Room) -> None:
+    for nick in ("ADA", "Bob", "ada"):
+        with pytest.raises(RoomError, match="taken") as caught:
+            room.join("c", nick)
+        assert caught.value.code == "nick-taken"
+    assert room.nicks() == ["ada", "bob"]
+
+
+@pytest.mark.parametrize("nick", ["server", "System", "ADMIN", "labchat", "you"])
+def test_reserved_nicks_are_refused(nick: str) -> None:
+    with pytest.raises(RoomError, match="reserved"):
+        quiet_room().join("a", nick)
+
+
+def test_the_bots_nick_is_taken_only_while_there_is_a_bot() -> None:
+    with pytest.raises(RoomError, match="reserved"):
+        quiet_room(bot=Greeter()).join("a", "Greeter")
+    quiet_room().join("a", "greeter")
+
+
+# -- joining and leaving ------------------------------------------------------------------
+
+
+def test_a_newcomer_is_welcomed_and_everyone_sees_the_join() -> None:
+    room = quiet_room()
+    room.join("a", "ada")
+    out = room.join("b", "bob")
+    everyone = ["a", "b"]
+    welcome = seen_by(out, "b", everyone)[0]
+    assert welcome.kind == "welcome" and welcome.sender == "bob"
+    assert welcome.users == ("ada", "bob")
+    assert "Welcome, bob! 2 here: ada, bob." in welcome.text
+    assert kinds(seen_by(out, "a", everyone)) == ["join"]
+    assert kinds(seen_by(out, "b", everyone)) == ["welcome", "join"]
+
+
+def test_leaving_tells_everyone_and_frees_the_nick(room: Room) -> None:
+    out = room.leave("a", "connection lost")
+    assert [(d.event.kind, d.event.sender, d.event.text, d.to) for d in out] == [
+        ("leave", "ada", "connection lost", None)
+    ]
+    assert room.leave("a") == []  # a second time is a no-op
+    room.join("c", "Ada")
+    assert room.nicks() == ["bob", "Ada"]
+
+
+@pytest.mark.parametrize("line", ["bye", "Bye!", "bye.", "/quit", "/QUIT", "/exit", "/bye"])
+def test_ways_out(room: Room, line: str) -> None:
+    outcome = room.say("a", line)
+    assert outcome.leaving
+    goodbye, leave = (d.event for d in outcome.deliveries)
+    assert (goodbye.kind, goodbye.code, goodbye.text) == ("system", "goodbye", "Goodbye, ada!")
+    assert outcome.deliveries[0].to == ("a",)
+    assert (leave.kind, leave.sender, outcome.deliveries[1].to) == ("leave", "ada", None)
+    assert room.nicks() == ["bob"]
+
+
+def test_quit_with_a_farewell(room: Room) -> None:
+    leave = room.say("a", "/quit see you tomorrow").deliveries[1].event
+    assert leave.text == "see you tomorrow"
+
+
+def test_a_farewell_too_long_is_refused_and_the_member_stays(room: Room) -> None:
+    outcome = room.say("a", "/quit " + "x" * (MAX_TEXT + 1))
+    assert not outcome.leaving
+    assert [d.event.code for d in outcome.deliveries] == ["text-too-long"]
+    assert room.nicks() == ["ada", "bob"]
+    assert room.say("a", "still here").deliveries[0].event.text == "still here"
+
+
+def test_bye_inside_a_sentence_is_just_a_message(room: Room) -> None:
+    outcome = room.say("a", "bye for now")
+    assert not outcome.leaving and outcome.deliveries[0].event.kind == "message"
+
+
+def test_saying_something_before_joining_is_a_programming_error() -> None:
+    with pytest.raises(RuntimeError):
+        quiet_room().say("ghost", "hello")
+
+
+# -- messages and commands ----------------------------------------------------------------
+
+
+def test_a_message_goes_to_everyone_trimmed(room: Room) -> None:
+    (delivery,) = say(room, "a", "  hello bob \n")
+    event = delivery.event
+    assert delivery.to is None
+    assert (event.kind, event.sender, event.text, event.time) == ("message", "ada", "hello bob", 1000.0)
+
+
+def test_blank_lines_say_nothing(room: Room) -> None:
+    assert say(room, "a", "   ") == []
+
+
+def test_control_characters_in_text_are_made_harmless(room: Room) -> None:
+    (delivery,) = say(room, "a", "red \x1b[31malert\x07 \x9b2J")
+    assert delivery.event.text == "red ^[[31malert^G <U+009B>2J"
+
+
+def test_a_message_too_long_is_refused_to_its_sender_only(room: Room) -> None:
+    say(room, "a", "x" * MAX_TEXT)
+    (delivery,) = say(room, "a", "x" * (MAX_TEXT + 1))
+    assert delivery.to == ("a",)
+    assert delivery.event.code == "text-too-long"
+    assert delivery.event.text == f"message too long: {MAX_TEXT + 1} characters, limit {MAX_TEXT}"
+
+
+def test_help_lists_the_commands_to_the_asker(room: Room) -> None:
+    out = say(room, "b", "/help")
+    assert {d.to for d in out} == {("b",)}
+    text = "\n".join(d.event.text for d in out)
+    for command in ("/who", "/nick", "/me", "/msg", "/help", "/quit"):
+        assert command in text
+
+
+def test_who_lists_the_members(room: Room) -> None:
+    (delivery,) = say(room, "a", "/who")
+    assert delivery.to == ("a",)
+    assert delivery.event.users == ("ada", "bob")
+    assert delivery.event.text == "2 here: ada, bob"
+
+
+def test_me_is_an_action(room: Room) -> None:
+    (delivery,) = say(room, "a", "/me waves")
+    assert (delivery.event.kind, delivery.event.text, delivery.to) == ("action", "waves", None)
+    (delivery,) = say(room, "a", "/me   ")
+    assert delivery.event.code == "usage"
+
+
+def test_nick_changes_are_announced_and_checked(room: Room) -> None:
+    (delivery,) = say(room, "a", "/nick ada2")
+    event = delivery.event
+    assert (event.kind, event.sender, event.target, delivery.to) == ("nick", "ada", "ada2", None)
+    assert room.nicks() == ["ada2", "bob"]
+    assert say(room, "a", "/nick BOB")[0].event.code == "nick-taken"
+    assert say(room, "a", "/nick 9lives")[0].event.code == "nick-invalid"
+    assert say(room, "a", "/nick")[0].event.code == "usage"
+    assert say(room, "a", "/nick ada2") == []  # the same nick: nothing happens
+    assert say(room, "a", "/nick ADA2")[0].event.target == "ADA2"  # a new case is allowed
+
+
+def test_a_private_message_reaches_only_the_two(room: Room) -> None:
+    room.join("c", "cy")
+    (delivery,) = say(room, "a", "/msg BOB meet at noon")
+    event = delivery.event
+    assert (event.kind, event.sender, event.target, event.text) == ("private", "ada", "bob", "meet at noon")
+    assert delivery.to == ("a", "b")
+    assert say(room, "a", "/msg ada note to self")[0].to == ("a",)
+    assert "cy" in room.nicks()
+
+
+@pytest.mark.parametrize(
+    ("line", "code"),
+    [("/msg", "usage"), ("/msg bob", "usage"), ("/msg bob    ", "usage"), ("/msg eve hi", "no-such-nick")],
+)
+def test_private_message_mistakes(room: Room, line: str, code: str) -> None:
+    (delivery,) = say(room, "a", line)
+    assert delivery.to == ("a",) and delivery.event.code == code
+
+
+def test_an_unknown_command_is_a_helpful_error(room: Room) -> None:
+    (delivery,) = say(room, "a", "/frobnicate now")
+    assert delivery.to == ("a",)
+    assert delivery.event.code == "unknown-command"
+    assert delivery.event.text == "unknown command /frobnicate; type /help to see the commands"
+
+
+def test_two_slashes_send_a_literal_slash_line(room: Room) -> None:
+    (delivery,) = say(room, "a", "//help is not a command")
+    assert (delivery.event.kind, delivery.event.text) == ("message", "/help is not a command")
+
+
+# -- order and history --------------------------------------------------------------------
+
+
+def test_every_event_gets_the_next_sequence_number(room: Room) -> None:
+    seqs = [d.event.seq for line in ("one", "/who", "/me two", "/frob") for d in say(room, "a", line)]
+    assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+
+
+def test_a_newcomer_gets_the_last_n_messages_flagged_as_history() -> None:
+    room = quiet_room(history=3)
+    room.join("a", "ada")
+    for n in range(5):
+        say(room, "a", f"message {n}")
+    say(room, "a", "/me waves")
+    say(room, "a", "/who")  # a reply to one person is not history
+    out = room.join("b", "bob")
+    replay = [e for e in seen_by(out, "b", ["a", "b"]) if e.history]
+    assert [e.text for e in replay] == ["message 3", "message 4", "waves"]
+    assert kinds(replay) == ["message", "message", "action"]
+    assert all(e.seq < out[-1].event.seq for e in replay)
+    assert not any(e.history for e in seen_by(out, "a", ["a", "b"]))
+    assert room.history()[-1].history is False  # the room's own copy is unchanged
+
+
+def test_no_history_when_n_is_zero() -> None:
+    room = quiet_room(history=0)
+    room.join("a", "ada")
+    say(room, "a", "hello")
+    assert not any(d.event.history for d in room.join("b", "bob"))
+
+
+# -- the greeter in the room --------------------------------------------------------------
+
+
+def test_the_greeter_welcomes_answers_and_says_goodbye() -> None:
+    room = quiet_room(bot=Greeter())
+    out = room.join("a", "ada")
+    bot = [d.event for d in out if d.event.kind == "bot"]
+    assert len(bot) == 1 and "Hello ada" in bot[0].text and bot[0].sender == "greeter"
+    out = say(room, "a", "what is a port?")
+    assert kinds([d.event for d in out]) == ["message", "bot"]
+    assert out[1].event.text.startswith("A port is")
+    out = say(room, "a", "bye")
+    assert kinds([d.event for d in out]) == ["system", "leave", "bot"]
+    assert "Goodbye ada" in out[2].event.text
+
+
+def test_a_newcomer_sees_the_greeters_answers_but_not_old_welcomes() -> None:
+    room = quiet_room(bot=Greeter())
+    room.join("a", "ada")
+    say(room, "a", "hi")
+    out = room.join("b", "bob")
+    replay = [(e.kind, e.text) for e in seen_by(out, "b", ["a", "b"]) if e.history]
+    assert replay == [("message", "hi"), ("bot", "Hello ada! 😊")]
+
+
+# -- threads may ask ----------------------------------------------------------------------
+
+
+def test_many_threads_joining_at_once_never_share_a_nick() -> None:
+    room = quiet_room()
+    won: list[str] = []
+    start = threading.Barrier(16)
+
+    def attempt(member: str) -> None:
+        start.wait()
+        try:
+            room.join(member, "same")
+            won.append(member)
+        except RoomError:
+            pass
+
+    threads = [threading.Thread(target=attempt, args=(f"m{i}",)) for i in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(won) == 1 and room.nicks() == ["same"]
