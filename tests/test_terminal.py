@@ -166,8 +166,15 @@ def test_a_half_typed_line_survives_an_incoming_message(terms, room):
         ada.wait("--> bob joined")
         ada.type("half a thou")
         ada.wait("ada> half a thou")
-        bob.send("a message in the middle of your typing")
-        ada.wait("bob: a message in the middle of your typing")
+        incoming = "a message in the middle of your typing"
+        bob.send(incoming)
+
+        # The message is printed, then the prompt redrawn below it: wait for the settled screen.
+        def settled(_: str) -> bool:
+            rows = ada.rows()
+            return rows[-1] == "ada> half a thou" and rows[-2].endswith(f"bob: {incoming}")
+
+        ada.wait(settled)
         rows = ada.rows()
         assert rows[-1] == "ada> half a thou"  # still there, below the new message
         assert rows[-2].endswith("bob: a message in the middle of your typing")
