@@ -1,0 +1,283 @@
+"""ChatServer over real loopback sockets: lifecycle, the wire, netcat users, shutdown."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+
+import pytest
+
+from labchat import ChatClient, ChatServer
+from labchat.server import DEFAULT_PORT
+
+WAIT = 5.0  # seconds any one wait may take
+
+
+def labchat_threads() -> list[str]:
+    return sorted(t.name for t in threading.enumerate() if t.name.startswith("labchat-"))
+
+
+# -- lifecycle ----------------------------------------------------------------------------
+
+
+def test_defaults_are_safe() -> None:
+    server = ChatServer()
+    assert (server.host, server.port) == ("127.0.0.1", DEFAULT_PORT) == ("127.0.0.1", 5050)
+    assert not server.running
+    with pytest.raises(RuntimeError, match="not started"):
+        server.address  # noqa: B018
+    assert repr(server) == "<ChatServer not started, 0 in the room>"
+
+
+def test_port_zero_binds_a_free_port_and_with_listens_at_once() -> None:
+    with ChatServer(port=0) as server:
+        host, port = server.address
+        assert host == "127.0.0.1" and port > 0 and server.running
+        socket.create_connection((host, port), timeout=WAIT).close()
+        with pytest.raises(RuntimeError, match="already started"):
+            server.start()
+    assert not server.running
+
+
+def test_start_and_close_without_with() -> None:
+    server = ChatServer(port=0).start()
+    try:
+        with ChatClient(*server.address, nick="ada", timeout=WAIT) as ada:
+            assert server.users() == ["ada"]
+            assert ada.connected
+    finally:
+        server.close()
+    server.close()  # a second close does nothing
+
+
+def test_close_tells_everyone_and_leaves_no_thread_and_a_port_free_at_once() -> None:
+    before = labchat_threads()
+    server = ChatServer(port=0).start()
+    port = server.address[1]
+    clients = [ChatClient("127.0.0.1", port, nick=f"user{i}", timeout=WAIT) for i in range(3)]
+    idle = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # never says hello
+    try:
+        assert len(labchat_threads()) > len(before)
+        server.close()
+        assert labchat_threads() == before  # close() joined every thread it started
+        for client in clients:
+            notice = client.receive_until(lambda e: e.kind == "system" and not e.code, timeout=WAIT)
+            assert notice.text == "the server is shutting down"
+        assert idle.recv(100).startswith(b"labchat/1 ")
+        with ChatServer(port=port) as again:  # the very same port, straight away
+            assert again.address == ("127.0.0.1", port)
+            with ChatClient("127.0.0.1", port, nick="ada", timeout=WAIT) as ada:
+                assert ada.welcome.users == ("ada",)
+    finally:
+        idle.close()
+        for client in clients:
+            client.close()
+    assert labchat_threads() == before
+
+
+def test_a_busy_port_is_an_os_error_and_leaves_nothing_behind(server) -> None:
+    before = labchat_threads()
+    with pytest.raises(OSError):
+        ChatServer(port=server.address[1]).start()
+    assert labchat_threads() == before
+
+
+def test_threads_are_named_by_role_and_nick(connect) -> None:
+    connect("ada")
+    names = labchat_threads()
+    for name in ("labchat-accept", "labchat-reader-ada", "labchat-writer-ada", "labchat-client-ada"):
+        assert name in names
+
+
+# -- the wire, byte for byte --------------------------------------------------------------
+
+
+def test_a_structured_session_on_the_wire(make_server, raw) -> None:
+    quiet = make_server(bot=False, history=5)
+    ada = raw(quiet)
+    assert ada.line() == b"labchat/1 Welcome to labchat! Type your nick and press Enter."
+    ada.send(b'{"type":"hello","nick":"ada","version":1}\n')
+    welcome = ada.event()
+    assert welcome["type"] == "welcome" and welcome["users"] == ["ada"] and welcome["seq"] == 1
+    assert set(welcome) == {"type", "sender", "text", "seq", "time", "users"}
+    join = ada.event()
+    assert (join["type"], join["sender"], join["seq"]) == ("join", "ada", 2)
+    assert set(join) == {"type", "sender", "seq", "time"} and join["time"] >= welcome["time"]
+    ada.say("hello")
+    message = ada.event()
+    assert (message["type"], message["sender"], message["text"], message["seq"]) == (
+        "message",
+        "ada",
+        "hello",
+        3,
+    )
+    ada.send(b'{"type":"say","text":"/frob"}\n')
+    assert ada.event()["code"] == "unknown-command"
+    ada.say("/quit")
+    assert ada.event()["code"] == "goodbye"
+    assert ada.closed() == b""
+
+
+def test_a_refusal_after_hello_is_an_error_event_then_the_end(server, raw, connect) -> None:
+    connect("ada")
+    peer = raw()
+    answer = peer.hello("Ada")
+    assert (answer["type"], answer["code"]) == ("error", "nick-taken")
+    assert peer.closed() == b""
+
+
+def test_a_second_hello_is_an_error_not_a_disconnect(raw) -> None:
+    peer = raw()
+    peer.hello("ada")
+    peer.send(b'{"type":"hello","nick":"bob"}\n')
+    error = peer.event_until(lambda e: e["type"] == "error")
+    assert (error["code"], error["text"]) == ("bad-frame", "already joined: send 'say' frames")
+    peer.say("still here")
+    assert peer.event_until(lambda e: e["type"] == "message")["text"] == "still here"
+
+
+def test_the_first_frame_must_be_a_hello(raw) -> None:
+    peer = raw()
+    peer.line()
+    peer.send(b'{"type":"say","text":"hi"}\n')
+    error = peer.event()
+    assert (error["type"], error["code"]) == ("error", "bad-hello")
+    assert peer.closed() == b""
+
+
+# -- a person on netcat -------------------------------------------------------------------
+
+
+def test_netcat_user_and_structured_client_chat_together(server, raw, connect) -> None:
+    ada = connect("ada")
+    bob = raw()
+    assert bob.text() == "labchat/1 Welcome to labchat! Type your nick and press Enter."
+    bob.send("bob\n")
+    assert bob.text().startswith("Welcome, bob! 2 here: ada, bob.")
+    assert bob.until(lambda line: line.startswith(b"greeter: ")).startswith("greeter: 👋 Hello bob".encode())
+    bob.send("hi ada, from netcat\r\n")
+    event = ada.receive_until(lambda e: e.kind == "message", timeout=WAIT)
+    assert (event.sender, event.text) == ("bob", "hi ada, from netcat")
+    ada.send("hello bob")
+    assert bob.until(lambda line: line.startswith(b"ada: ")) == b"ada: hello bob"
+    ada.send("/me waves")
+    assert bob.until(lambda line: line.startswith(b"* ")) == b"* ada waves"
+    ada.send("/msg bob psst")
+    assert bob.until(lambda line: b"private" in line) == b"[private] ada -> bob: psst"
+
+
+def test_netcat_commands_and_goodbye(raw, connect) -> None:
+    ada = connect("ada")
+    bob = raw()
+    bob.line()
+    bob.send("bob\n")
+    bob.until(lambda line: line.startswith(b"greeter: "))
+    bob.send("/who\n")
+    assert bob.text() == "2 here: ada, bob"
+    bob.send("/nosuch\n")
+    assert bob.text() == "!!! unknown command /nosuch; type /help to see the commands"
+    bob.send("bye\n")
+    assert bob.text() == "Goodbye, bob!"
+    assert bob.closed() == b""
+    leave = ada.receive_until(lambda e: e.kind == "leave", timeout=WAIT)
+    assert leave.sender == "bob"
+
+
+def test_netcat_nick_refused_in_words(raw, connect) -> None:
+    connect("ada")
+    peer = raw()
+    peer.line()
+    peer.send("ADA\n")
+    assert peer.text() == "!!! the nick 'ADA' is taken; please pick another"
+    assert peer.closed() == b""
+
+
+def test_netcat_with_a_token_types_it_after_the_nick(make_server, raw) -> None:
+    locked = make_server(token="sesame")
+    peer = raw(locked)
+    assert "needs a token: type your nick, a space, the token" in peer.text()
+    peer.send("bob sesame\n")
+    assert peer.text().startswith("Welcome, bob!")
+    wrong = raw(locked)
+    wrong.line()
+    wrong.send("eve guess\n")
+    assert wrong.text() == "!!! wrong or missing room token"
+    assert wrong.closed() == b""
+
+
+def test_a_full_server_refuses_in_its_banner(make_server, raw) -> None:
+    small = make_server(max_clients=1)
+    raw(small).line()
+    assert (
+        raw(small).closed()
+        == b"labchat/1 refused server-full: the room is full (1 people); try again later\n"
+    )
+
+
+# -- rules the server keeps ---------------------------------------------------------------
+
+
+def test_no_socket_call_while_the_room_lock_is_held(server, connect, raw, monkeypatch) -> None:
+    """Every socket send and receive checks that the calling thread does not hold the room's lock."""
+    room_lock = server.room._lock
+    held = threading.local()
+    violations: list[str] = []
+    calls: list[str] = []
+
+    class WatchedLock:
+        def __enter__(self):
+            room_lock.acquire()
+            held.n = getattr(held, "n", 0) + 1
+
+        def __exit__(self, *exc):
+            held.n -= 1
+            room_lock.release()
+
+    def watch(name: str):
+        original = getattr(socket.socket, name)
+
+        def checked(self, *args, **kwargs):
+            calls.append(name)
+            if getattr(held, "n", 0):
+                violations.append(f"{name} in {threading.current_thread().name}")
+            return original(self, *args, **kwargs)
+
+        monkeypatch.setattr(socket.socket, name, checked)
+
+    for name in ("send", "sendall", "recv", "shutdown", "close"):
+        watch(name)
+    monkeypatch.setattr(server.room, "_lock", WatchedLock())
+    ada, bob = connect("ada"), connect("bob")
+    nc = raw()
+    nc.line()
+    nc.send("cy\n")
+    for line in ("hello", "/who", "/msg ada hi", "/me waves", "/nick bobby", "what is a socket?"):
+        bob.send(line)
+    ada.send("/quit")
+    bob.receive_until(lambda e: e.kind == "leave", timeout=WAIT)
+    nc.send("bye\n")
+    nc.closed()
+    assert violations == []
+    assert {"send", "sendall", "recv"} <= set(calls)  # the watch did see the traffic
+
+
+def test_a_message_reaches_everyone_once_and_in_the_rooms_order(server, connect) -> None:
+    clients = [connect(f"u{i}") for i in range(4)]
+    for n in range(25):
+        for client in clients:
+            client.send(f"{client.nick}:{n}")
+    orders = []
+    for client in clients:
+        seen = [client.receive_until(lambda e: e.kind == "message", timeout=WAIT) for _ in range(100)]
+        assert len({e.seq for e in seen}) == 100
+        assert [e.seq for e in seen] == sorted(e.seq for e in seen)
+        orders.append([e.text for e in seen])
+    assert all(order == orders[0] for order in orders)
+
+
+def test_a_json_hello_may_be_preceded_by_spaces_and_ends_in_crlf(raw) -> None:
+    peer = raw()
+    peer.line()
+    peer.send(b'  {"type":"hello","nick":"ada"}\r\n')
+    assert json.loads(peer.line())["type"] == "welcome"
