@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 from collections import deque
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from typing import Any
 
 PROTOCOL = "labchat/1"
@@ -103,7 +103,7 @@ def encode(item: Event | Hello | Say) -> bytes:
     """One frame as the bytes of one line of JSON, newline included."""
     if isinstance(item, Event):
         data = {"type": item.kind}
-        for key, value in asdict(item).items():
+        for key, value in vars(item).items():  # not asdict(): that deep-copies, 3x slower
             if key != "kind" and value not in ("", 0, 0.0, (), False):
                 data[key] = list(value) if key == "users" else value
         data.setdefault("seq", 0)

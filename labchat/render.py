@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import re
 import time as _time
 
 from .protocol import Event
@@ -31,6 +32,8 @@ _STYLES = {
 # Line separators and bidirectional overrides: invisible, yet able to reorder or
 # break what surrounds them, so they are shown by name too.
 _INVISIBLE = frozenset({0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
+# Any character safe() changes: controls, DEL, 8-bit controls and the invisibles above.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
 
 def safe(text: str) -> str:
@@ -39,6 +42,8 @@ def safe(text: str) -> str:
     ESC becomes ``^[``, a NUL ``^@``, DEL ``^?`` and the 8-bit controls
     ``<U+009B>`` style; a tab becomes a space. Printable text is unchanged.
     """
+    if not _UNSAFE.search(text):  # the usual case, found in one pass in C
+        return text
     out = []
     for ch in text:
         code = ord(ch)
