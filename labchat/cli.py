@@ -327,7 +327,11 @@ def _run_chat(client: ChatClient, *, color: bool, interactive: bool, chat_box: l
             return status
     from .piped import LineChat
 
-    line_chat = LineChat(client, sys.stdin.buffer, sys.stdout, color=color)
+    try:
+        fd = sys.stdin.fileno()
+    except (AttributeError, ValueError, OSError):  # no stdin at all: nothing to send
+        fd = os.open(os.devnull, os.O_RDONLY)
+    line_chat = LineChat(client, fd, sys.stdout, color=color)
     status = line_chat.run()
     if status:
         print(f"labchat: {safe(line_chat.reason)}", file=sys.stderr)

@@ -10,9 +10,10 @@ before the process exits.
 
 from __future__ import annotations
 
+import os
 import queue
 import threading
-from typing import BinaryIO, TextIO
+from typing import TextIO
 
 from .client import ChatClient, ConnectionClosed
 from .console import Pace, is_farewell
@@ -27,9 +28,9 @@ _CONNECTION_ENDED = object()
 class LineChat:
     """Runs one client in plain line mode; ``run()`` returns the exit status."""
 
-    def __init__(self, client: ChatClient, lines: BinaryIO, out: TextIO, *, color: bool = False) -> None:
+    def __init__(self, client: ChatClient, fd: int, out: TextIO, *, color: bool = False) -> None:
         self.client = client
-        self.lines = lines
+        self.fd = fd  # where lines come from: stdin's file descriptor
         self.out = out
         self.color = color
         self.left = False  # the server said goodbye to us: we left on purpose
@@ -50,8 +51,9 @@ class LineChat:
                 if item is _CONNECTION_ENDED:
                     break
                 if item is _END_OF_INPUT:
-                    self.client.close()
-                    self.left = True
+                    if self.client.connected:  # not already cut off by the server
+                        self.left = True
+                        self.client.close()
                     break
                 if not item.strip():
                     continue
@@ -61,8 +63,8 @@ class LineChat:
                 except ConnectionClosed:
                     break
         except KeyboardInterrupt:
-            self.client.close()
             self.left = True
+            self.client.close()
         printer.join()
         return 0 if self.left else 1
 
@@ -74,14 +76,21 @@ class LineChat:
     # -- threads -------------------------------------------------------------------------
 
     def _read_lines(self) -> None:
+        # Plain os.read, not a buffered file: a daemon thread blocked inside a
+        # buffered read can abort the interpreter when the process exits.
+        pending = b""
         try:
-            for raw in self.lines:
-                line = raw.decode("utf-8", "replace").rstrip("\r\n")
-                self._inbox.put(line)
-                if is_farewell(line):
-                    return  # the server will close; more input would go nowhere
-        except (OSError, ValueError):
+            while chunk := os.read(self.fd, 65536):
+                *lines, pending = (pending + chunk).split(b"\n")
+                for raw in lines:
+                    line = raw.decode("utf-8", "replace").removesuffix("\r")
+                    self._inbox.put(line)
+                    if is_farewell(line):
+                        return  # the server will close; more input would go nowhere
+        except OSError:
             pass
+        if pending:
+            self._inbox.put(pending.decode("utf-8", "replace").removesuffix("\r"))
         self._inbox.put(_END_OF_INPUT)
 
     def _print_events(self) -> None:

@@ -1,0 +1,470 @@
+"""``labchat serve``, ``join``, ``cert`` and ``replay`` as real processes, without a terminal.
+
+Each test runs ``python -m labchat`` with pipes for stdin and stdout (the
+scriptable, plain-line mode) against a real server on 127.0.0.1 port 0: either
+a ``labchat serve`` process or a ``ChatServer`` in this process.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from labchat import ChatClient, ChatServer, ConnectionClosed, __version__
+from labchat.cli import is_loopback, parse_address
+
+pytestmark = pytest.mark.timeout(120)
+
+LABCHAT = [sys.executable, "-m", "labchat"]
+FIRST_LINE = re.compile(r"^labchat: listening on (\S+):(\d+); others join with: (labchat join .*)$")
+
+
+def environ(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("LABCHAT_TOKEN", "NO_COLOR"):
+        env.pop(name, None)
+    env.update(extra)
+    return env
+
+
+def run(*args: str, input: str = "", env: dict[str, str] | None = None, cwd: Path | None = None):
+    """Run ``labchat ARGS`` to the end with ``input`` piped to it."""
+    return subprocess.run(
+        [*LABCHAT, *args],
+        input=input,
+        capture_output=True,
+        text=True,
+        env=env or environ(),
+        cwd=cwd,
+        timeout=60,
+    )
+
+
+class Serve:
+    """A ``labchat serve --port 0`` process with no terminal: it serves and logs."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [*LABCHAT, "serve", "--port", "0", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env or environ(),
+            cwd=cwd,
+        )
+        self.first_line = self.proc.stdout.readline().rstrip("\n")
+        match = FIRST_LINE.match(self.first_line)
+        if match is None:
+            self.proc.kill()
+            out, err = self.proc.communicate()
+            raise AssertionError(f"unexpected first line {self.first_line!r}\n{out}\n{err}")
+        self.host, self.port, self.join_command = match.group(1), int(match.group(2)), match.group(3)
+
+    @property
+    def where(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def stop(self, how: int = signal.SIGINT) -> tuple[int, str, str]:
+        """Send a signal; (exit status, the rest of stdout, all of stderr)."""
+        self.proc.send_signal(how)
+        out, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, out, err
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate()
+
+
+@pytest.fixture
+def serve() -> Iterator[type[Serve]]:
+    started: list[Serve] = []
+
+    def start(*args: str, **kw: object) -> Serve:
+        server = Serve(*args, **kw)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.kill()
+
+
+@pytest.fixture
+def room() -> Iterator[ChatServer]:
+    with ChatServer("127.0.0.1", 0, bot=True) as server:
+        yield server
+
+
+def where(server: ChatServer) -> str:
+    return "{}:{}".format(*server.address)
+
+
+def messages_from(client: ChatClient, sender: str, count: int, timeout: float = 15.0) -> list[str]:
+    got = []
+    while len(got) < count:
+        event = client.receive_until(lambda e: e.kind == "message" and e.sender == sender, timeout=timeout)
+        got.append(event.text)
+    return got
+
+
+def one_clear_line(result: subprocess.CompletedProcess) -> str:
+    """The single line an ordinary failure prints on stderr (and nothing else anywhere)."""
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert result.stdout == ""
+    return lines[0]
+
+
+# -- the commands and their help -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("command", ["serve", "join", "cert", "replay"])
+def test_every_command_has_help_with_examples(command):
+    result = run(command, "--help")
+    assert result.returncode == 0
+    assert result.stdout.startswith(f"usage: labchat {command}")
+    assert "examples:\n  labchat " in result.stdout
+
+
+def test_version_help_and_the_console_script_agree():
+    script = shutil.which("labchat")
+    assert script, "the labchat console script is not installed (pip install -e .)"
+    as_module = run("--version")
+    as_script = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
+    assert as_module.stdout == as_script.stdout == f"labchat {__version__}\n"
+    top = run("--help")
+    for command in ("serve", "join", "cert", "replay"):
+        assert command in top.stdout
+    bare = run()
+    assert bare.returncode == 2 and "usage: labchat" in bare.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", ("127.0.0.1", 5050)),
+        ("example.org", ("example.org", 5050)),
+        ("10.0.0.5:6000", ("10.0.0.5", 6000)),
+        (":6000", ("127.0.0.1", 6000)),
+        ("::1", ("::1", 5050)),
+        ("[::1]:6000", ("::1", 6000)),
+    ],
+)
+def test_addresses(text, expected):
+    assert parse_address(text) == expected
+
+
+@pytest.mark.parametrize("text", ["host:0", "host:99999", "host:http", "[::1", "[::1]6000"])
+def test_bad_addresses_are_refused_with_a_reason(text):
+    with pytest.raises(ValueError, match="port|address"):
+        parse_address(text)
+
+
+def test_loopback_rule():
+    assert all(map(is_loopback, ["127.0.0.1", "127.1.2.3", "::1", "localhost"]))
+    assert not any(map(is_loopback, ["0.0.0.0", "::", "10.0.0.5", "classroom.local"]))
+
+
+# -- labchat serve without a terminal ------------------------------------------------------------
+
+
+def test_serve_without_a_terminal_serves_logs_and_stops_cleanly_on_ctrl_c(serve):
+    server = serve("--no-bot")
+    assert server.host == "127.0.0.1"
+    assert server.join_command == f"labchat join 127.0.0.1:{server.port} --nick NAME"
+    with ChatClient("127.0.0.1", server.port, nick="ada") as ada:
+        with ChatClient("127.0.0.1", server.port, nick="bob") as bob:
+            ada.send("hello bob")
+            assert messages_from(bob, "ada", 1) == ["hello bob"]
+        status, _, err = server.stop(signal.SIGINT)
+        notice = ada.receive_until(lambda e: e.kind == "system", timeout=5)
+        assert notice.text == "the server is shutting down"
+        with pytest.raises(ConnectionClosed):
+            ada.receive(timeout=5)
+    assert status == 0
+    assert re.search(r"ada \(127\.0\.0\.1:\d+\) joined", err)
+    assert re.search(r"bob \(127\.0\.0\.1:\d+\) left", err)
+    assert "SIGINT: closing the room" in err
+    assert "Traceback" not in err
+
+
+def test_serve_stops_cleanly_on_sigterm(serve):
+    server = serve()
+    with ChatClient("127.0.0.1", server.port, nick="ada") as ada:
+        status, _, err = server.stop(signal.SIGTERM)
+        assert (
+            ada.receive_until(lambda e: e.kind == "system", timeout=5).text == "the server is shutting down"
+        )
+    assert status == 0
+    assert "SIGTERM: closing the room" in err
+
+
+def test_serve_on_a_busy_port_says_so(room):
+    result = run("serve", "--port", str(room.address[1]))
+    assert result.returncode == 1
+    assert "Traceback" not in result.stderr
+    assert result.stderr == f"labchat: cannot listen on {where(room)}: Address already in use\n"
+
+
+def test_serve_beyond_loopback_without_a_token_warns(serve):
+    server = serve("--host", "0.0.0.0")
+    assert server.join_command.startswith(f"labchat join {socket.gethostname()}:{server.port} ")
+    with ChatClient("127.0.0.1", server.port, nick="ada") as ada:
+        assert ada.users == ["ada", "greeter"] or ada.users == ["ada"]
+    status, _, err = server.stop()
+    assert status == 0
+    assert "warning: listening on 0.0.0.0 with no token: anyone on the network can join, read and post" in err
+    quiet = serve("--host", "127.0.0.1")
+    assert "warning" not in quiet.stop()[2]
+
+
+def test_the_token_guards_the_room_and_is_never_printed(serve):
+    secret = "sekrit-1234"
+    server = serve("--host", "0.0.0.0", env=environ(LABCHAT_TOKEN=secret))
+    assert server.join_command.endswith("--token TOKEN")
+    welcome = run("join", server.where, "--nick", "ada", input="hi\n", env=environ(LABCHAT_TOKEN=secret))
+    assert welcome.returncode == 0, welcome.stderr
+    assert "ada: hi" in welcome.stdout
+    wrong = run("join", server.where, "--nick", "eve", "--token", "guess")
+    assert one_clear_line(wrong) == f"labchat: {server.where} refused you: wrong or missing room token"
+    assert wrong.returncode == 3
+    missing = run("join", server.where, "--nick", "eve")
+    assert missing.returncode == 3
+    assert "this room needs a token: give it with --token or LABCHAT_TOKEN" in one_clear_line(missing)
+    status, out, err = server.stop()
+    assert status == 0
+    assert "warning" not in err  # a token makes an open address acceptable
+    for text in (server.first_line, out, err, welcome.stdout, welcome.stderr, wrong.stderr):
+        assert secret not in text
+
+
+# -- labchat join with piped input ----------------------------------------------------------------
+
+
+def test_piped_join_sends_each_line_and_prints_every_answer_before_it_exits(room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        result = run("join", where(room), "--nick", "ada", input="hi bob\n/who\nwhat is a socket?\n")
+        assert messages_from(bob, "ada", 2) == ["hi bob", "what is a socket?"]
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    lines = [re.sub(r"^\d\d:\d\d ", "", line) for line in result.stdout.splitlines()]
+    assert lines[0].startswith("Welcome, ada! 2 here: bob, ada.")
+    assert "ada: hi bob" in lines
+    assert "2 here: bob, ada" in lines
+    assert any(
+        line.startswith("greeter: A socket is one end") for line in lines
+    )  # an answer to the last line
+    assert lines[-1] == "Goodbye, ada!"
+    assert "\x1b" not in result.stdout  # no colours into a pipe
+
+
+def test_piped_bye_sent_with_other_lines_still_shows_them(room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        result = run("join", where(room), "--nick", "ada", input="hi\nbye\nnever sent\n")
+        assert messages_from(bob, "ada", 1) == ["hi"]
+        left = bob.receive_until(lambda e: e.kind == "leave", timeout=5)
+        assert left.sender == "ada"
+        assert not [e for e in bob.pending() if e.kind == "message" and e.sender == "ada"]
+    assert result.returncode == 0
+    out = result.stdout
+    assert "ada: hi" in out and "Goodbye, ada!" in out
+    assert out.index("ada: hi") < out.index("Goodbye, ada!")
+    assert "never sent" not in out
+
+
+def test_piped_input_faster_than_the_flood_limit_arrives_whole(room):
+    lines = [f"line {n}" for n in range(30)]  # more than the server's burst of 20
+    with ChatClient(*room.address, nick="bob") as bob:
+        result = run("join", where(room), "--nick", "ada", input="\n".join(lines) + "\n")
+        assert messages_from(bob, "ada", len(lines)) == lines
+    assert result.returncode == 0
+    assert "slow down" not in result.stdout
+
+
+def _join_and_keep_typing(where: str) -> subprocess.Popen:
+    """A piped ``labchat join`` whose input stays open, like a person still typing."""
+    proc = subprocess.Popen(
+        [*LABCHAT, "join", where, "--nick", "ada"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=environ(),
+    )
+    assert "Welcome, ada!" in proc.stdout.readline()
+    return proc
+
+
+def _until_exit(proc: subprocess.Popen) -> tuple[int, str, str]:
+    """Read to the end without closing the process's input first."""
+    out, err = proc.stdout.read(), proc.stderr.read()
+    status = proc.wait(timeout=30)
+    proc.stdin.close()
+    return status, out, err
+
+
+def test_a_lost_connection_is_one_line_and_status_1(room):
+    proc = _join_and_keep_typing(where(room))
+    room.close()  # the room goes away while ada is still typing
+    status, out, err = _until_exit(proc)
+    assert status == 1
+    assert "the server is shutting down" in out
+    assert err == "labchat: the server closed the connection\n"
+
+
+def test_a_killed_server_is_noticed(serve):
+    server = serve()
+    proc = _join_and_keep_typing(server.where)
+    server.proc.kill()
+    server.proc.communicate()
+    status, _, err = _until_exit(proc)
+    assert status == 1
+    assert err == "labchat: the server closed the connection\n"
+
+
+# -- ordinary failures ------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.create_server(("127.0.0.1", 0)) as probe:
+        return probe.getsockname()[1]
+
+
+def test_no_server_there(room):
+    port = _free_port()
+    result = run("join", f"127.0.0.1:{port}", "--nick", "ada")
+    assert result.returncode == 1
+    assert one_clear_line(result) == (
+        f"labchat: cannot connect to 127.0.0.1:{port}: "
+        "no server is listening there (is 'labchat serve' running?)"
+    )
+
+
+def test_nick_taken_or_invalid(room):
+    with ChatClient(*room.address, nick="ada"):
+        taken = run("join", where(room), "--nick", "ADA")
+    assert taken.returncode == 3
+    assert (
+        one_clear_line(taken)
+        == f"labchat: {where(room)} refused you: the nick 'ADA' is taken; please pick another"
+    )
+    invalid = run("join", where(room), "--nick", "1st")
+    assert invalid.returncode == 3
+    assert one_clear_line(invalid).endswith("nick '1st' must start with a letter")
+
+
+def test_not_a_labchat_server():
+    with socket.create_server(("127.0.0.1", 0)) as impostor:
+        port = impostor.getsockname()[1]
+        proc = subprocess.Popen(
+            [*LABCHAT, "join", f"127.0.0.1:{port}", "--nick", "ada"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=environ(),
+        )
+        conn, _ = impostor.accept()
+        with conn:
+            conn.sendall(b"SSH-2.0-OpenSSH_9.6\r\n")
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 1
+    assert out == "" and "Traceback" not in err
+    assert err == (
+        f"labchat: cannot connect to 127.0.0.1:{port}: 127.0.0.1:{port} is not a labchat server "
+        "(it said 'SSH-2.0-OpenSSH_9.6')\n"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["join", "127.0.0.1:99999", "--nick", "ada"], "bad port '99999'"),
+        (["join", "127.0.0.1"], "the following arguments are required: --nick"),
+        (["join", "127.0.0.1:5050", "6000", "--nick", "ada"], "the port is given twice"),
+        (["serve", "--tls-cert", "c.pem"], "TLS needs both --tls-cert CERT and --tls-key KEY"),
+        (["serve", "--log-private"], "--log-private needs --log FILE"),
+        (["serve", "--max-clients", "0"], "must be at least 1"),
+    ],
+)
+def test_usage_mistakes_are_status_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- TLS, transcripts --------------------------------------------------------------------------
+
+
+def test_tls_end_to_end_with_a_class_certificate(serve, tmp_path):
+    made = run("cert", "--hosts", "localhost", "127.0.0.1", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (
+        "serve with: labchat serve --host 0.0.0.0 --tls-cert labchat-cert.pem --tls-key labchat-key.pem"
+        in (made.stdout)
+    )
+    assert (tmp_path / "labchat-key.pem").stat().st_mode & 0o077 == 0  # the key is private
+    again = run("cert", cwd=tmp_path)
+    assert again.returncode == 1 and "exists already; use --force" in one_clear_line(again)
+
+    server = serve("--tls-cert", "labchat-cert.pem", "--tls-key", "labchat-key.pem", "--no-bot", cwd=tmp_path)
+    assert server.join_command.endswith("--nick NAME --tls --cafile labchat-cert.pem")
+    secure = run(
+        "join",
+        server.where,
+        "--nick",
+        "ada",
+        "--tls",
+        "--cafile",
+        "labchat-cert.pem",
+        input="over tls\n",
+        cwd=tmp_path,
+    )
+    assert secure.returncode == 0, secure.stderr
+    assert "ada: over tls" in secure.stdout
+    plain = run("join", server.where, "--nick", "bob")
+    assert plain.returncode == 3
+    assert "this server speaks TLS only" in one_clear_line(plain)
+    untrusted = run("join", server.where, "--nick", "cy", "--tls")  # the system's CAs do not know it
+    assert untrusted.returncode == 1
+    assert "certificate was not accepted" in one_clear_line(untrusted)
+    assert server.stop()[0] == 0
+
+
+def test_replay_prints_the_transcript_serve_wrote(serve, tmp_path):
+    server = serve("--log", "room.jsonl", "--no-bot", cwd=tmp_path)
+    with ChatClient("127.0.0.1", server.port, nick="bob") as bob:
+        said = run(
+            "join", server.where, "--nick", "ada", input="hello transcript\n/msg bob not for the log\n"
+        )
+        assert said.returncode == 0
+        bob.receive_until(lambda e: e.kind == "leave", timeout=5)
+    assert server.stop()[0] == 0
+    result = run("replay", "room.jsonl", cwd=tmp_path)
+    assert result.returncode == 0
+    lines = result.stdout.splitlines()
+    assert re.fullmatch(r"--- \d{4}-\d\d-\d\d ---", lines[0])
+    body = [re.sub(r"^\d\d:\d\d ", "", line) for line in lines[1:]]
+    assert body == [
+        "--> bob joined",
+        "--> ada joined",
+        "ada: hello transcript",
+        "<-- ada left",
+        "<-- bob left",
+    ]
+    missing = run("replay", "nowhere.jsonl", cwd=tmp_path)
+    assert missing.returncode == 1
+    assert one_clear_line(missing) == "labchat: cannot read 'nowhere.jsonl': No such file or directory"
