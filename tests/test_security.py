@@ -1,0 +1,560 @@
+"""Hardening, proven over real sockets: the room token, TLS, and clients that misbehave on purpose.
+
+Every test runs a real ChatServer on 127.0.0.1, port 0, and talks to it with
+ChatClient or with a raw socket that does exactly what a hostile peer would:
+say nothing, trickle bytes, flood, stop reading, send bytes that are not text.
+The rule checked throughout: the offender gets a clear reason, everyone else
+carries on undisturbed, and nothing one person sends can act on another's view.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import socket
+import ssl
+import struct
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from labchat import ChatClient, ChatServer, Event, JoinRefused
+from labchat.protocol import Decoder, decode_event
+from labchat.render import html_line, plain, terminal
+from labchat.server import FLOOD_LIMIT
+from labchat.tls import client_context, fingerprint, make_certificate, server_context
+
+# -- a raw peer: a socket that does exactly what the test says ---------------------------------------
+
+
+class Raw:
+    """A bare TCP peer: reads the banner on connect, then sends and reads whatever the test wants."""
+
+    def __init__(self, address: tuple[str, int], *, rcvbuf: int | None = None) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf is not None:  # before connect, so the window is small from the start
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        self.sock.settimeout(5)
+        self.sock.connect(address)
+        self.decoder = Decoder(1 << 20)
+        self.received = bytearray()
+        self.banner = self.line()
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def hello(self, nick: str, token: str | None = None) -> Event:
+        frame = f'{{"type":"hello","nick":"{nick}"' + (f',"token":"{token}"' if token else "") + "}\n"
+        self.send(frame.encode())
+        return self.event()
+
+    def line(self, timeout: float = 5.0) -> bytes | None:
+        """The next line, or None once the server has hung up."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for line in self.decoder:
+                return line
+            if self.decoder.closed:
+                return None
+            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
+            try:
+                data = self.sock.recv(65536)
+            except ConnectionResetError:
+                data = b""
+            self.received += data
+            self.decoder.feed(data)
+
+    def event(self, timeout: float = 5.0) -> Event:
+        line = self.line(timeout)
+        assert line is not None, "the server hung up"
+        return decode_event(line)
+
+    def until(self, match: Callable[[Event], bool], timeout: float = 5.0) -> Event:
+        deadline = time.monotonic() + timeout
+        while True:
+            event = self.event(max(0.01, deadline - time.monotonic()))
+            if match(event):
+                return event
+
+    def line_with(self, part: bytes, timeout: float = 5.0) -> bytes:
+        """Skip lines until one that holds ``part``, and return it."""
+        deadline = time.monotonic() + timeout
+        while part not in (line := self.line(max(0.01, deadline - time.monotonic())) or b""):
+            assert line, "the server hung up"
+        return line
+
+    def rest(self, timeout: float = 5.0) -> list[bytes]:
+        """Every line until the server hangs up (TimeoutError if it does not)."""
+        lines = []
+        while (line := self.line(timeout)) is not None:
+            lines.append(line)
+        return lines
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture
+def errors(caplog: pytest.LogCaptureFixture) -> Callable[[], list[str]]:
+    """The server's log records at ERROR or worse: each one is a surprise it did not handle."""
+    caplog.set_level(logging.DEBUG, logger="labchat")
+    return lambda: [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+
+
+def is_event(kind: str, **fields: object) -> Callable[[Event], bool]:
+    return lambda e: e.kind == kind and all(getattr(e, k) == v for k, v in fields.items())
+
+
+def collect_until(client: ChatClient, match: Callable[[Event], bool], timeout: float = 5.0) -> list[Event]:
+    """Every event the client receives up to and including the first that matches."""
+    seen: list[Event] = []
+    client.receive_until(lambda e: seen.append(e) or match(e), timeout)
+    return seen
+
+
+def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
+    """Check ``condition`` until it holds or ``timeout`` seconds pass; say whether it held."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+# -- the room token ------------------------------------------------------------------------------------
+
+TOKEN = "owl-7-harbour"
+
+
+def test_the_right_token_lets_programs_and_people_in() -> None:
+    with (
+        ChatServer(port=0, token=TOKEN, bot=False) as server,
+        ChatClient(*server.address, nick="ada", token=TOKEN) as ada,
+    ):
+        person = Raw(server.address)
+        assert b"token" in person.banner  # a person is told how to give it
+        person.send(f"bob {TOKEN}\n".encode())
+        assert person.line().startswith(b"Welcome, bob!")
+        ada.receive_until(is_event("join", sender="bob"))
+        assert server.users() == ["ada", "bob"]
+        person.close()
+
+
+@pytest.mark.parametrize("token", [None, "owl-7-harbor", TOKEN + "x", ""])
+def test_a_wrong_or_missing_token_is_refused_before_seeing_or_saying_anything(token: str | None) -> None:
+    with (
+        ChatServer(port=0, token=TOKEN, bot=False) as server,
+        ChatClient(*server.address, nick="ada", token=TOKEN) as ada,
+    ):
+        ada.send("a secret plan")
+        with pytest.raises(JoinRefused) as refused:
+            ChatClient(*server.address, nick="eve", token=token, timeout=5)
+        assert refused.value.code == "bad-token"
+        assert "token" in str(refused.value)
+
+        eve = Raw(server.address)
+        eve.send((f"eve {token}\n" if token else "eve\n").encode())
+        lines = eve.rest()
+        assert len(lines) == 1 and b"token" in lines[0]  # one line saying why, then the door shuts
+        seen = bytes(eve.received)
+        assert b"secret" not in seen and b"ada" not in seen  # nothing of the room leaked
+        ada.send("still here")
+        ada.receive_until(is_event("message", text="still here"))
+        assert not [e for e in ada.pending() if "eve" in (e.sender, e.text)]
+        assert server.users() == ["ada"]
+
+
+def test_the_token_never_appears_in_logs_or_transcript(tmp_path: Path, caplog) -> None:
+    caplog.set_level(logging.DEBUG)
+    transcript = tmp_path / "room.jsonl"
+    with (
+        ChatServer(port=0, token=TOKEN, log=transcript) as server,
+        ChatClient(*server.address, nick="ada", token=TOKEN) as ada,
+    ):
+        with pytest.raises(JoinRefused):
+            ChatClient(*server.address, nick="eve", token=TOKEN[:-1] + "?")
+        person = Raw(server.address)
+        person.send(f"bob {TOKEN}\n".encode())
+        person.line()
+        person.send(b"hi all\n")
+        ada.receive_until(is_event("message", sender="bob"))
+        person.close()
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "refused" in logged and "joined" in logged  # the log does speak of these
+    assert TOKEN not in logged and TOKEN[:-1] not in logged
+    assert TOKEN[:-1] not in transcript.read_text()
+
+
+def test_listening_beyond_loopback_without_a_token_warns_what_anyone_can_do(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="labchat")
+    with ChatServer("127.0.0.1", 0, bot=False):
+        pass
+    with ChatServer("0.0.0.0", 0, bot=False, token=TOKEN):
+        pass
+    assert not [r for r in caplog.records if r.levelno >= logging.WARNING]
+    with ChatServer("0.0.0.0", 0, bot=False):
+        pass
+    (warning,) = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert "no token" in warning and "anyone" in warning and "read every message" in warning
+    assert "--token" in warning
+
+
+# -- TLS -----------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "class.pem", folder / "class-key.pem"
+    make_certificate(cert, key)
+    return cert, key
+
+
+@pytest.fixture
+def tls_server(certificate):
+    cert, key = certificate
+    context = server_context(cert, key)
+    with ChatServer(port=0, bot=False, rate=None, outbox_limit=1 << 26, ssl_context=context) as server:
+        yield server
+
+
+def test_a_class_certificate_is_self_signed_for_this_machine_and_its_key_is_private(certificate) -> None:
+    cert, key = certificate
+    assert cert.read_text().startswith("-----BEGIN CERTIFICATE-----")
+    assert key.stat().st_mode & 0o077 == 0  # only the instructor can read the key
+    der = ssl.PEM_cert_to_DER_cert(cert.read_text())
+    assert fingerprint(cert) == ":".join(f"{b:02X}" for b in hashlib.sha256(der).digest())
+
+
+def test_chat_over_tls_with_a_verified_certificate(tls_server, certificate) -> None:
+    cert, _ = certificate
+    context = client_context(cert)
+    with (
+        ChatClient(*tls_server.address, nick="ada", ssl_context=context) as ada,
+        ChatClient("localhost", tls_server.address[1], nick="bob", ssl_context=context) as bob,
+    ):
+        ada.send("over TLS")
+        assert bob.receive_until(is_event("message", sender="ada")).text == "over TLS"
+        peer = ada._sock.getpeercert(binary_form=True)
+        assert hashlib.sha256(peer).hexdigest().upper() == fingerprint(cert).replace(":", "")
+
+
+def test_a_client_that_does_not_trust_the_certificate_refuses_the_server(tls_server, tmp_path) -> None:
+    with pytest.raises(ConnectionError, match="certificate was not accepted"):
+        ChatClient(*tls_server.address, nick="ada", ssl_context=client_context())
+    other, other_key = tmp_path / "other.pem", tmp_path / "other-key.pem"
+    make_certificate(other, other_key)  # a look-alike made by someone else
+    with pytest.raises(ConnectionError, match="certificate was not accepted"):
+        ChatClient(*tls_server.address, nick="ada", ssl_context=client_context(other))
+
+
+def test_a_certificate_for_another_host_is_refused(tmp_path) -> None:
+    cert, key = tmp_path / "elsewhere.pem", tmp_path / "elsewhere-key.pem"
+    make_certificate(cert, key, hosts=["chat.example.org"])
+    with (
+        ChatServer(port=0, bot=False, ssl_context=server_context(cert, key)) as server,
+        pytest.raises(ConnectionError, match="certificate was not accepted"),
+    ):
+        ChatClient(*server.address, nick="ada", ssl_context=client_context(cert))
+
+
+def test_a_plain_client_gets_a_clear_refusal_from_a_tls_server_quickly(tls_server, errors) -> None:
+    started = time.monotonic()
+    with pytest.raises(JoinRefused, match="TLS") as refused:
+        ChatClient(*tls_server.address, nick="ada")
+    assert refused.value.code == "tls-required"
+    assert time.monotonic() - started < 4.0
+    person = Raw(tls_server.address)  # a person on netcat reads the same words
+    assert person.banner.startswith(b"labchat/1 refused tls-required: ")
+    assert b"--tls" in person.banner
+    assert not errors()
+
+
+def test_a_tls_client_gets_a_clear_error_from_a_plain_server_quickly(certificate, errors) -> None:
+    cert, _ = certificate
+    with ChatServer(port=0, bot=False) as server:
+        started = time.monotonic()
+        with pytest.raises(ConnectionError, match="does not speak TLS"):
+            ChatClient(*server.address, nick="ada", ssl_context=client_context(cert))
+        assert time.monotonic() - started < 2.0
+        with ChatClient(*server.address, nick="bob") as bob:  # and it carries on serving
+            assert bob.users == ["bob"]
+    assert not errors()
+
+
+def test_a_tls_handshake_that_stalls_is_timed_out(certificate) -> None:
+    cert, key = certificate
+    with ChatServer(port=0, bot=False, hello_timeout=1.0, ssl_context=server_context(cert, key)) as server:
+        sock = socket.create_connection(server.address, timeout=5)
+        sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+        started = time.monotonic()
+        while sock.recv(4096):
+            pass
+        assert time.monotonic() - started < 3.0
+        sock.close()
+
+
+def test_tls_connections_carry_a_two_way_burst_intact(tls_server, certificate) -> None:
+    """Each TLS socket is read by one thread while another writes to it, on both ends, at full speed."""
+    context = client_context(certificate[0])
+    clients = [ChatClient(*tls_server.address, nick=f"u{i}", ssl_context=context) for i in range(3)]
+    count = 1500
+
+    def blast(client: ChatClient) -> None:
+        for n in range(count):
+            client.send(f"{client.nick} {n} " + "x" * 200)
+
+    senders = [threading.Thread(target=blast, args=(c,)) for c in clients]
+    for t in senders:
+        t.start()
+    try:
+        for client in clients:
+            got: dict[str, list[int]] = {c.nick: [] for c in clients}
+            seqs = []
+            while sum(map(len, got.values())) < count * len(clients):
+                try:
+                    event = client.receive(timeout=30)
+                except ConnectionError:
+                    pytest.fail(f"{client.nick} was cut off: {client.close_reason}")
+                if event.kind == "message":
+                    nick, n, _ = event.text.split(" ")
+                    got[nick].append(int(n))
+                    seqs.append(event.seq)
+            assert all(numbers == list(range(count)) for numbers in got.values())
+            assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+            assert client.connected
+    finally:
+        for t in senders:
+            t.join()
+        for c in clients:
+            c.close()
+
+
+# -- clients that misbehave ----------------------------------------------------------------------------
+
+
+def test_a_client_that_never_says_hello_is_timed_out() -> None:
+    with ChatServer(port=0, bot=False, hello_timeout=0.5) as server:
+        started = time.monotonic()
+        idle = Raw(server.address)
+        (line,) = idle.rest()
+        assert decode_event(line).code == "hello-timeout"
+        assert 0.4 < time.monotonic() - started < 2.5
+
+
+def test_a_client_that_trickles_its_hello_is_timed_out_however_slowly_it_sends() -> None:
+    with ChatServer(port=0, bot=False, hello_timeout=0.8) as server:
+        slow = Raw(server.address)
+        started = time.monotonic()
+        stop = threading.Event()
+
+        def trickle() -> None:
+            for byte in b'{"type":"hello","nick":"' + b"s" * 1000:
+                if stop.wait(0.05):
+                    return
+                try:
+                    slow.send(bytes([byte]))
+                except OSError:
+                    return
+
+        dripper = threading.Thread(target=trickle)
+        dripper.start()
+        lines = slow.rest()
+        elapsed = time.monotonic() - started
+        stop.set()
+        dripper.join()
+        assert [decode_event(x).code for x in lines] == ["hello-timeout"]
+        assert elapsed < 2.5
+        with ChatClient(*server.address, nick="ada") as ada:  # nobody else was held up
+            assert ada.users == ["ada"]
+
+
+def test_a_flood_is_rate_limited_with_a_notice_and_then_cut_off() -> None:
+    with (
+        ChatServer(port=0, bot=False, rate=2.0, burst=5) as server,
+        ChatClient(*server.address, nick="ada") as ada,
+    ):
+        flooder = Raw(server.address)
+        flooder.hello("flo")
+        flooder.send(b"".join(f'{{"type":"say","text":"spam {n}"}}\n'.encode() for n in range(30)))
+        notice = flooder.until(is_event("error", code="rate-limited"))
+        assert "slow down" in notice.text
+        seen = collect_until(ada, is_event("message", sender="flo", text="spam 4"))  # the burst
+        ada.send("can anyone hear me")
+        seen += collect_until(ada, is_event("message", sender="ada"))
+        spam = [e for e in seen if e.sender == "flo" and e.kind == "message"]
+        assert 5 <= len(spam) < 30  # the burst went through, the rest was dropped
+
+        flooder.send(b'{"type":"say","text":"spam"}\n' * (FLOOD_LIMIT + 50))
+        flooder.until(is_event("error", code="flooding"))
+        assert flooder.rest() is not None  # then the server hangs up
+        leave = ada.receive_until(is_event("leave", sender="flo"))
+        assert leave.text == "flooding"
+        ada.send("calm again")
+        ada.receive_until(is_event("message", text="calm again"))
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_nobody_else_waits() -> None:
+    limit = 64 * 1024
+    with (
+        ChatServer(port=0, bot=False, rate=None, outbox_limit=limit) as server,
+        ChatClient(*server.address, nick="ada") as ada,
+        ChatClient(*server.address, nick="bob") as bob,
+    ):
+        sloth = Raw(server.address, rcvbuf=4096)
+        sloth.hello("sloth")  # ... and from now on it reads nothing
+        bob.receive_until(is_event("join", sender="sloth"))
+        text = "z" * 900
+        delays = []
+        cut_off = None
+        for n in range(5000):
+            started = time.monotonic()
+            ada.send(f"{n} {text}")
+            while True:
+                event = bob.receive(timeout=5)
+                if event.kind == "leave" and event.sender == "sloth":
+                    cut_off = event
+                if event.kind == "message" and event.text.startswith(f"{n} "):
+                    break
+            delays.append(time.monotonic() - started)
+            if cut_off:
+                break
+        assert cut_off is not None, "the client that stopped reading was never cut off"
+        assert "too slow" in cut_off.text and str(limit) in cut_off.text
+        assert server.users() == ["ada", "bob"]
+        delays.sort()
+        assert delays[len(delays) // 2] < 0.05, f"median {delays[len(delays) // 2]:.3f}s"
+        assert delays[-1] < 1.0, f"slowest {delays[-1]:.3f}s"
+        sloth.close()
+
+
+def test_connection_limits_hold_and_free_up_again() -> None:
+    with ChatServer(port=0, bot=False, max_clients=3, hello_timeout=30) as server:
+        ada = ChatClient(*server.address, nick="ada")
+        lurkers = [Raw(server.address), Raw(server.address)]  # connected, not yet joined: they count
+        with pytest.raises(JoinRefused) as refused:
+            ChatClient(*server.address, nick="bob")
+        assert refused.value.code == "server-full" and "full" in str(refused.value)
+        person = Raw(server.address)
+        assert person.banner.startswith(b"labchat/1 refused server-full: ")
+        for lurker in lurkers:
+            lurker.close()
+        assert wait_until(lambda: len(server._conns) == 1)
+        with ChatClient(*server.address, nick="bob") as bob:
+            assert bob.users == ["ada", "bob"]
+        ada.close()
+
+
+def test_bytes_that_are_not_text_are_refused_and_the_sender_may_carry_on(errors) -> None:
+    with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
+        program = Raw(server.address)
+        program.hello("prog")
+        program.send(b'{"type":"say","text":"caf\xe9"}\n')  # Latin-1, not UTF-8
+        assert program.until(is_event("error")).code == "bad-utf8"
+        program.send(b'{"type":"say","text":"\\ud800 lone surrogate"}\n')
+        assert program.until(is_event("error")).code == "bad-utf8"
+        program.send(b"[" * 4000 + b"\n")
+        assert program.until(is_event("error")).code == "bad-json"
+        program.send(b'{"type":"say","text":"caf\xc3\xa9"}\n')
+        assert ada.receive_until(is_event("message", sender="prog")).text == "café"
+
+        person = Raw(server.address)
+        person.send(b"pat\n")
+        person.line()
+        person.send(b"\xff\xfe\xfd\n")
+        assert person.line_with(b"invalid UTF-8")
+        person.send(b"still me\n")
+        assert ada.receive_until(is_event("message", sender="pat")).text == "still me"
+
+        with ChatClient(*server.address, nick="cy") as cy:  # the room is not poisoned
+            assert cy.users == ["ada", "prog", "pat", "cy"]
+    assert not errors()
+
+
+@pytest.mark.parametrize(
+    "nick",
+    ["a\x00b", "a\x1b[31m", "<b>bold</b>", "a\u202eb", "x\x07", "a b", "ada\n", "\x9b1m"],
+)
+def test_control_characters_and_markup_in_nicks_are_refused(nick: str) -> None:
+    with ChatServer(port=0, bot=False) as server:
+        with pytest.raises(JoinRefused) as refused:
+            ChatClient(*server.address, nick=nick)
+        assert refused.value.code == "nick-invalid"
+        assert not any(c in str(refused.value) for c in "\x00\x1b\x07\u202e\x9b")
+
+
+HOSTILE = [
+    "\x1b[2J\x1b[Hyou have been hacked",
+    "\x1b]0;owned\x07title",
+    "nul\x00byte",
+    "\x9b31mred",
+    "<img src=x onerror=alert(1)>",
+    "<script>alert('hi')</script>",
+    "right\u202eto-left",
+    "bell\x07\x08\x7f",
+]
+
+
+def test_escapes_and_markup_in_messages_are_neutralised_for_every_view() -> None:
+    with (
+        ChatServer(port=0, bot=False) as server,
+        ChatClient(*server.address, nick="ada") as ada,
+        ChatClient(*server.address, nick="mal") as mal,
+    ):
+        person = Raw(server.address)
+        person.send(b"pat\n")
+        for text in HOSTILE:
+            mal.send(text)
+        received = [ada.receive_until(is_event("message", sender="mal")) for _ in HOSTILE]
+        for event in received:
+            for view in (plain(event), terminal(event), terminal(event, color=True)):
+                payload = view.split("mal", 1)[1]  # what mal controls: after their nick
+                assert not any(ord(c) < 0x20 and c != "\x1b" or 0x7F <= ord(c) < 0xA0 for c in payload)
+                assert "\x1b[2J" not in payload and "\x1b]" not in payload and "\u202e" not in payload
+            shown = html_line(event)
+            assert "<img" not in shown and "<script" not in shown and "\u202e" not in shown
+        assert "^[[2J" in received[0].text and "^@" in received[2].text  # visible, inert
+        assert "&lt;img src=x" in html_line(received[4])
+        lines = []
+        while len([x for x in lines if x.startswith(b"mal: ")]) < len(HOSTILE):
+            lines.append(person.line())
+        for line in lines:  # a person on netcat receives nothing that could move their cursor
+            assert not any(b < 0x20 or b == 0x7F for b in line), line
+            assert "\u202e" not in line.decode() and "\x9b" not in line.decode()
+
+
+def test_an_overlong_line_gets_a_reason_and_the_others_see_why_the_sender_left(errors) -> None:
+    with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
+        big = Raw(server.address)
+        big.hello("big")
+        big.send(b'{"type":"say","text":"' + b"a" * 20000 + b'"}\n')
+        assert big.until(is_event("error")).code == "line-too-long"
+        assert big.rest() == []
+        leave = ada.receive_until(is_event("leave", sender="big"))
+        assert "line too long" in leave.text
+        early = Raw(server.address)  # too long before even saying hello
+        early.send(b"x" * 10000)
+        (line,) = early.rest()
+        assert decode_event(line).code == "line-too-long"
+        assert server.users() == ["ada"]
+    assert not errors()
+
+
+def test_abrupt_resets_mid_frame_leave_no_one_behind(errors) -> None:
+    with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
+        for n in range(20):
+            peer = Raw(server.address)
+            if n % 2:
+                peer.hello(f"r{n}")
+            peer.send(b'{"type":"say","te')  # half a frame ...
+            peer.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            peer.close()  # ... and a reset
+            if n % 2:
+                ada.receive_until(is_event("leave", sender=f"r{n}"))
+        assert wait_until(lambda: len(server._conns) == 1)
+        assert server.users() == ["ada"]
+    assert not errors()
