@@ -58,13 +58,15 @@ def test_close_tells_everyone_and_leaves_no_thread_and_a_port_free_at_once() -> 
     clients = [ChatClient("127.0.0.1", port, nick=f"user{i}", timeout=WAIT) for i in range(3)]
     idle = socket.create_connection(("127.0.0.1", port), timeout=WAIT)  # never says hello
     try:
+        assert idle.recv(100).startswith(b"labchat/1 ")  # accepted, waiting for a hello
         assert len(labchat_threads()) > len(before)
         server.close()
         assert labchat_threads() == before  # close() joined every thread it started
         for client in clients:
             notice = client.receive_until(lambda e: e.kind == "system" and not e.code, timeout=WAIT)
             assert notice.text == "the server is shutting down"
-        assert idle.recv(100).startswith(b"labchat/1 ")
+        assert b"the server is shutting down" in idle.recv(1000)
+        assert idle.recv(1000) == b""
         with ChatServer(port=port) as again:  # the very same port, straight away
             assert again.address == ("127.0.0.1", port)
             with ChatClient("127.0.0.1", port, nick="ada", timeout=WAIT) as ada:
