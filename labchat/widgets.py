@@ -38,6 +38,10 @@ from .tls import client_context, server_context
 # Lines kept and shown: enough to follow a lesson, few enough that redrawing stays fast.
 MAX_LINES = 200
 
+# Seconds between two redraws of a transcript at most: a busy room's burst of events is
+# drawn once per interval (20 a second), not once per event, so the browser keeps up.
+REDRAW_INTERVAL = 0.05
+
 # Every widget write, from any thread, happens under this lock (one comm stream per kernel).
 _WIDGET_LOCK = threading.RLock()
 
@@ -100,6 +104,9 @@ class ChatPanel(widgets.VBox):
         self._html: deque[str] = deque(maxlen=max_lines)
         self._text: deque[str] = deque(maxlen=max_lines)
         self._ended = False  # the client's end has been handled
+        self._shown: tuple[str, ...] = ()  # the text lines as last drawn
+        self._last_draw = 0.0
+        self._redraw: threading.Timer | None = None  # a redraw waiting for its turn
         self._stopping = False  # we are leaving on purpose: keep our own status
         self._height = height
         self._shown_in: str | None = None  # the cell run that last displayed the panel
@@ -189,11 +196,12 @@ class ChatPanel(widgets.VBox):
         return "\n".join(self.transcript_lines())
 
     def wait_for(self, text: str, timeout: float = 5.0) -> str:
-        """Wait until a shown line contains ``text`` and return it; TimeoutError if none in time."""
+        """Wait until a line containing ``text`` is drawn in the panel and return it; TimeoutError
+        if none is in time."""
         deadline = time.monotonic() + timeout
         with self._changed:
             while True:
-                for line in self._text:
+                for line in self._shown:
                     if text in line:
                         return line
                 left = deadline - time.monotonic()
@@ -209,13 +217,21 @@ class ChatPanel(widgets.VBox):
             client.close()
             self._pull()
             self._set_state("disconnected", "you left the chat")
+        with self._lock:
+            redraw, self._redraw = self._redraw, None
+        if redraw is not None:
+            redraw.cancel()
+            redraw.join()
+            self._draw()
         _forget(self)
 
     def close(self) -> None:
         """Leave the chat and close the widgets (their views disappear)."""
         self.stop()
         for child in self._widgets():
-            child.close()
+            for part in (getattr(child, "layout", None), getattr(child, "style", None), child):
+                if isinstance(part, widgets.Widget):
+                    part.close()
         super().close()
 
     def _ipython_display_(self) -> None:
@@ -254,8 +270,10 @@ class ChatPanel(widgets.VBox):
         """Redraw everything from the panel's state (any thread)."""
         with self._lock:
             lines = "".join(self._html)
+            shown = tuple(self._text)
             users = self.users
             status, state = self.status, self.state
+            self._last_draw = time.monotonic()
         style = f"--lc-height:{html.escape(self._height)}"
         people = "".join(f"<li>{html.escape(render.safe(u))}</li>" for u in users)
         tone, dot = _MARKS.get(state, ("off", "○"))
@@ -269,6 +287,9 @@ class ChatPanel(widgets.VBox):
             live = self.connected
             self.input.disabled = not live
             self.send_button.disabled = not live
+        with self._changed:
+            self._shown = shown
+            self._changed.notify_all()
 
     def _set_state(self, state: str, status: str) -> None:
         with self._lock:
@@ -294,14 +315,33 @@ class ChatPanel(widgets.VBox):
         client = self.client
         if client is None:
             return
-        with self._changed:
+        with self._lock:
             events = client.pending()
             for event in events:
                 self._take(event)
-            if events:
-                self._changed.notify_all()
         if events:
-            self._draw()
+            self._draw_soon()
+
+    def _draw_soon(self) -> None:
+        """Redraw now, or once REDRAW_INTERVAL has passed since the last redraw."""
+        with self._lock:
+            if self._redraw is not None:
+                return  # already due: it will draw these events too
+            wait = self._last_draw + REDRAW_INTERVAL - time.monotonic()
+            if wait > 0:
+                self._redraw = threading.Timer(wait, self._draw_due)
+                self._redraw.name = f"labchat-panel-{self.nick}"
+                self._redraw.daemon = True
+                self._redraw.start()
+                return
+        self._draw()
+
+    def _draw_due(self) -> None:
+        with self._lock:
+            if self._redraw is not threading.current_thread():
+                return  # cancelled by stop()
+            self._redraw = None
+        self._draw()
 
     def _on_client_event(self, event: Event) -> None:
         self._pull()  # the event is already queued; taking the whole queue keeps the order

@@ -417,7 +417,12 @@ def refuses(port: int) -> bool:
     return False
 
 
-THREADS = "import threading; print(sorted(t.name for t in threading.enumerate() if 'labchat' in t.name))"
+THREADS = (  # after any redraw still due (each ends within REDRAW_INTERVAL) has run
+    "import threading\n"
+    "for t in threading.enumerate():\n"
+    "    t.join(2) if t.name.startswith('labchat-panel-') else None\n"
+    "print(sorted(t.name for t in threading.enumerate() if 'labchat' in t.name))"
+)
 
 
 def test_rerunning_a_join_cell_replaces_its_panel(kernel, server):
