@@ -59,7 +59,14 @@ _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
 
 class _Drop(Exception):
-    """Ends a connection; the message is the reason everyone is told."""
+    """Ends a connection; the message is the reason everyone is told.
+
+    ``fault`` marks the client's own misbehaviour: its one log line is then a warning.
+    """
+
+    def __init__(self, reason: str, fault: bool = False) -> None:
+        super().__init__(reason)
+        self.fault = fault
 
 
 class ChatServer:
@@ -433,16 +440,17 @@ class _Connection:
 
     def _read(self) -> None:
         server = self.server
-        joined = False
+        joined = refused = fault = False
         try:
             self._handshake()
             joined = True
             self._chat()
         except _Refused as exc:
-            log.info("%s refused: %s", self.who, exc)
+            refused = True
             self.reason = str(exc)
             self._tell_error(exc.code, str(exc))
         except _Drop as exc:
+            fault = exc.fault
             self.reason = self.reason or str(exc)
         except (ConnectionError, TimeoutError, ssl.SSLError) as exc:
             self.reason = self.reason or f"connection lost ({exc.__class__.__name__})"
@@ -453,10 +461,14 @@ class _Connection:
             self.reason = self.reason or "server error"
         finally:
             server._leave(self, self.reason)  # also if the join itself failed half-way
+            # One line per connection's end, saying why: no second line for the same incident.
+            level = logging.WARNING if fault else logging.INFO
             if joined:
-                log.info("%s left%s", self.who, f": {self.reason}" if self.reason else "")
+                log.log(level, "%s left%s", self.who, f": {self.reason}" if self.reason else "")
+            elif refused:
+                log.info("%s refused: %s", self.who, self.reason)
             elif self.reason:
-                log.info("%s gone before joining: %s", self.who, self.reason)
+                log.log(level, "%s gone before joining: %s", self.who, self.reason)
             self.finish()
             self.writer.join()
             self.sock.close()
@@ -563,13 +575,13 @@ class _Connection:
                     try:
                         texts.append(self._text_of(line))
                     except ProtocolError as exc:
+                        log.info("%s: %s", self.who, exc)
                         self._tell_error(exc.code, str(exc))
             except ProtocolError as exc:  # line too long: the stream cannot be trusted
                 if texts:
                     server._say(self, texts)
                 self._tell_error(exc.code, str(exc))
-                log.warning("%s: %s", self.who, exc)
-                raise _Drop(str(exc)) from None
+                raise _Drop(str(exc), fault=True) from None
             if texts and server._say(self, texts):
                 raise _Drop("")
             if self.decoder.closed:
@@ -578,12 +590,12 @@ class _Connection:
 
     def _slow_down(self, limiter: _RateLimit) -> None:
         if limiter.dropped > FLOOD_LIMIT:
-            log.warning("%s: flooding, disconnected", self.who)
             self._tell_error("flooding", "disconnected: far too many messages too fast")
-            raise _Drop("flooding")
+            raise _Drop("flooding", fault=True)
         now = time.monotonic()
         if now - limiter.warned > 5.0:
             limiter.warned = now
+            log.info("%s: sending too fast, lines dropped", self.who)
             self._tell_error(
                 "rate-limited",
                 "slow down: you are sending too fast, so some messages were dropped",
