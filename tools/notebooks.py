@@ -61,7 +61,12 @@ PATH: list[tuple[str, int, str]] = [
     (
         "07-Chat-Panels.ipynb",
         15,
-        "chat panels in JupyterLab: host a room, join it from a notebook or a terminal",
+        "chat panels in JupyterLab: host a room, join it from a panel, a notebook or a terminal",
+    ),
+    (
+        "07.1-Join-A-Room.ipynb",
+        10,
+        "the notebook for classmates: join someone's room (or a practice room of its own) and chat",
     ),
     (
         "08-Making-It-Friendly.ipynb",
@@ -90,8 +95,8 @@ def title_of(name: str) -> str:
 
 
 def label(name: str) -> str:
-    """'04-Message-Framing.ipynb' -> '04 Message Framing'."""
-    return Path(name).stem.replace("-", " ")
+    """'04-Message-Framing.ipynb' -> '04 Message Framing' (number and title)."""
+    return f"{name.partition('-')[0]} {title_of(name)}"
 
 
 def index_table() -> str:
@@ -136,7 +141,7 @@ def refresh_navigation() -> None:
         raise SystemExit(f"notebooks missing: {', '.join(missing)}")
     table = index_table()
     index = nbformat.read(NOTEBOOKS / INDEX, as_version=4)
-    _set_generated(index, "index", table, at_end=False)
+    _set_generated(index, "index", "## The path\n\n" + table, at_end=False)
     nbformat.write(index, NOTEBOOKS / INDEX)
     for name, _, _ in PATH:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
@@ -163,6 +168,7 @@ def execute(names: list[str], timeout: int = 120) -> None:
             timeout=timeout,
             kernel_name="python3",
             record_timing=False,
+            store_widget_state=False,  # the panels' state holds ports and clock times
             resources={"metadata": {"path": str(NOTEBOOKS)}},
         )
         client.execute()
