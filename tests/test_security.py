@@ -11,9 +11,14 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import queue
+import signal
 import socket
 import ssl
 import struct
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -558,3 +563,129 @@ def test_abrupt_resets_mid_frame_leave_no_one_behind(errors) -> None:
         assert wait_until(lambda: len(server._conns) == 1)
         assert server.users() == ["ada"]
     assert not errors()
+
+
+# -- the same from the command line --------------------------------------------------------------------
+
+
+def labchat(*args: str, env: dict[str, str] | None = None, **options) -> subprocess.CompletedProcess:
+    """Run ``labchat ARGS`` to the end, with a timeout; text in and out."""
+    return subprocess.run(
+        [sys.executable, "-m", "labchat", *args],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(env),
+        **options,
+    )
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "LABCHAT_TOKEN"}
+    return {**env, "NO_COLOR": "1", **(extra or {})}
+
+
+class Served:
+    """``labchat serve`` in the background, non-interactive: its port, and all it printed once stopped."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "labchat", "serve", "--port", "0", "--no-bot", *args],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=_env(env),
+        )
+        first: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: first.put(self.process.stdout.readline()), daemon=True).start()
+        try:
+            self.first_line = first.get(timeout=20)
+        except queue.Empty:
+            self.stop()
+            pytest.fail("labchat serve printed nothing within 20 s")
+        self.port = int(self.first_line.split("; ")[0].rsplit(":", 1)[1])
+
+    def stop(self) -> tuple[str, str]:
+        """Interrupt the server as Ctrl-C would; everything it printed (stdout, stderr)."""
+        self.process.send_signal(signal.SIGINT)
+        out, err = self.process.communicate(timeout=20)
+        return self.first_line + out, err
+
+
+def test_cli_cert_then_serve_tls_then_a_piped_join_that_verifies_it(tmp_path: Path) -> None:
+    made = labchat("cert", "--hosts", "localhost", "127.0.0.1", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert (tmp_path / "labchat-cert.pem").exists() and (tmp_path / "labchat-key.pem").exists()
+    cafile, key = str(tmp_path / "labchat-cert.pem"), str(tmp_path / "labchat-key.pem")
+    served = Served("--tls-cert", cafile, "--tls-key", key)
+    try:
+        assert "--tls --cafile" in served.first_line  # the server tells people how to join
+        context = client_context(cafile)
+        with ChatClient("127.0.0.1", served.port, nick="teacher", ssl_context=context) as teacher:
+            joined = labchat(
+                "join",
+                f"127.0.0.1:{served.port}",
+                "--nick",
+                "ada",
+                "--tls",
+                "--cafile",
+                cafile,
+                input="hello over TLS\nbye\n",
+            )
+            assert joined.returncode == 0, joined.stderr
+            assert "Welcome, ada!" in joined.stdout
+            assert teacher.receive_until(is_event("message", sender="ada")).text == "hello over TLS"
+
+            started = time.monotonic()
+            plain = labchat("join", f"127.0.0.1:{served.port}", "--nick", "bob", input="hi\n")
+            assert plain.returncode == 3 and "TLS" in plain.stderr
+            assert time.monotonic() - started < 10
+    finally:
+        served.stop()
+
+
+def test_cli_join_with_tls_to_a_plain_server_fails_clearly_and_fast(tmp_path: Path, certificate) -> None:
+    with ChatServer(port=0, bot=False) as server:
+        started = time.monotonic()
+        result = labchat(
+            *("join", f"127.0.0.1:{server.address[1]}", "--nick", "ada", "--cafile", str(certificate[0])),
+            input="hi\n",
+        )
+        assert result.returncode == 1
+        assert "does not speak TLS" in result.stderr and "Traceback" not in result.stderr
+        assert time.monotonic() - started < 10
+
+
+def test_cli_token_from_the_environment_is_required_and_never_printed(tmp_path: Path) -> None:
+    secret = "quiet-owl-93"
+    served = Served("--log", str(tmp_path / "room.jsonl"), env={"LABCHAT_TOKEN": secret})
+    try:
+        ok = labchat(
+            "join",
+            f"127.0.0.1:{served.port}",
+            "--nick",
+            "ada",
+            input="hi\nbye\n",
+            env={"LABCHAT_TOKEN": secret},
+        )
+        assert ok.returncode == 0, ok.stderr
+        refused = labchat("join", f"127.0.0.1:{served.port}", "--nick", "eve", input="hi\n")
+        assert refused.returncode == 3 and "token" in refused.stderr
+        where = f"127.0.0.1:{served.port}"
+        wrong = labchat("join", where, "--nick", "eve", "--token", secret[:-1], input="hi\n")
+        assert wrong.returncode == 3
+    finally:
+        out, err = served.stop()
+    assert "refused" in err and "ada" in err  # the server does log what happened ...
+    assert secret not in out + err and secret[:-1] not in out + err  # ... but never the token
+    assert secret[:-1] not in (tmp_path / "room.jsonl").read_text()
+
+
+def test_cli_serve_beyond_loopback_without_a_token_warns() -> None:
+    served = Served("--host", "0.0.0.0")
+    out, err = served.stop()
+    assert "no token" in err and "anyone" in err
+    guarded = Served("--host", "0.0.0.0", env={"LABCHAT_TOKEN": "t0ken-here"})
+    out, err = guarded.stop()
+    assert "no token" not in out + err
