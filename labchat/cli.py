@@ -20,7 +20,8 @@ import ssl
 import sys
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TextIO
 
@@ -339,13 +340,31 @@ def _run_chat(client: ChatClient, *, color: bool, interactive: bool, chat_box: l
 
 
 class _LiveStderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now, so log lines go above a running prompt."""
+    """Writes to whatever ``sys.stderr`` is now, so log lines go above a running prompt.
+
+    Until ``show_held()`` it holds what it is given, so nothing is shown before the
+    line that says where the room listens.
+    """
+
+    def __init__(self, level: int) -> None:
+        super().__init__(level)
+        self.setFormatter(_LogFormat())
+        self._held: list[logging.LogRecord] | None = []
 
     def emit(self, record: logging.LogRecord) -> None:
+        if self._held is not None:
+            self._held.append(record)
+            return
         try:
             print(self.format(record), file=sys.stderr, flush=True)
         except Exception:
             self.handleError(record)
+
+    def show_held(self) -> None:
+        with self.lock:
+            held, self._held = self._held or [], None
+        for record in held:
+            self.emit(record)
 
 
 class _LogFormat(logging.Formatter):
@@ -355,13 +374,19 @@ class _LogFormat(logging.Formatter):
         return f"{stamp} {level}{safe(record.getMessage())}"
 
 
-def _show_logs(level: int) -> logging.Handler:
+@contextmanager
+def _logs_on_stderr(level: int) -> Iterator[_LiveStderr]:
+    """Show labchat's log at ``level`` on stderr while the block runs."""
     handler = _LiveStderr(level)
-    handler.setFormatter(_LogFormat())
     logger = logging.getLogger("labchat")
+    old_level = logger.level
     logger.addHandler(handler)
-    logger.setLevel(min(level, logger.level or logging.WARNING))
-    return handler
+    logger.setLevel(min(level, old_level or logging.WARNING))
+    try:
+        yield handler
+    finally:
+        logger.removeHandler(handler)
+        logger.setLevel(old_level)
 
 
 # -- commands ---------------------------------------------------------------------------------
@@ -403,23 +428,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log=transcript,
         log_private=args.log_private,
     )
+    # Without a terminal: joins, leaves and incidents. At a prompt: incidents only,
+    # since joins and leaves show in the host's own chat.
+    level = logging.WARNING if interactive else logging.INFO
+    stop = _Stop() if not interactive else None  # catch signals before saying where we are
     try:
-        try:
-            server.start()
-        except socket.gaierror as exc:
-            raise Failure(f"cannot listen on {args.host!r}: {exc.strerror}") from None
-        except OSError as exc:
-            raise Failure(
-                f"cannot listen on {hostport(args.host, args.port)}: {exc.strerror or exc}"
-            ) from None
-        return _serve(server, args, token, interactive)
+        with _logs_on_stderr(level) as logs:
+            try:
+                try:
+                    server.start()
+                except socket.gaierror as exc:
+                    raise Failure(f"cannot listen on {args.host!r}: {exc.strerror}") from None
+                except OSError as exc:
+                    where = hostport(args.host, args.port)
+                    raise Failure(f"cannot listen on {where}: {exc.strerror or exc}") from None
+                _announce(server, args, token)
+                logs.show_held()  # the server's own warnings (an open room, ...) come after that line
+                if stop is not None:
+                    return stop.wait()
+                return _host_chat(server, args, token)
+            finally:
+                server.close()
     finally:
-        server.close()
         if transcript is not None:
             transcript.close()
 
 
-def _serve(server: ChatServer, args: argparse.Namespace, token: str | None, interactive: bool) -> int:
+def _announce(server: ChatServer, args: argparse.Namespace, token: str | None) -> None:
+    """The first line: where the room listens and the exact command others run to join."""
     host, port = server.address
     command = f"labchat join {hostport(public_host(host), port)} --nick NAME"
     if args.tls_cert:
@@ -429,42 +465,38 @@ def _serve(server: ChatServer, args: argparse.Namespace, token: str | None, inte
     print(f"labchat: listening on {hostport(host, port)}; others join with: {command}", flush=True)
     if token:
         print("labchat: the room needs its token: share it yourself (it is never printed)", flush=True)
-    if not is_loopback(host) and not token:
-        print(
-            f"labchat: warning: listening on {host} with no token: anyone on the network can join, read "
-            f"and post (set one with --token or {TOKEN_ENV})",
-            file=sys.stderr,
-            flush=True,
-        )
-    if not interactive:
-        return _serve_quietly(server)
+
+
+def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) -> int:
+    """The host chats in its own room over loopback, like everyone else; leaving closes the room."""
+    host, port = server.address
     context = _client_context(args.tls_cert, check_hostname=False) if args.tls_cert else None
     client = _connect(loopback_for(host), port, args.nick, token, context)
-    _show_logs(logging.WARNING)  # incidents only: joins and leaves show in the chat
     chats: list = []
     signal.signal(signal.SIGTERM, lambda *_: [chat.stop() for chat in chats])
-    status = _run_chat(
-        client, color=use_color(sys.stdout, disabled=args.no_color), interactive=True, chat_box=chats
-    )
+    color = use_color(sys.stdout, disabled=args.no_color)
+    status = _run_chat(client, color=color, interactive=True, chat_box=chats)
     print("labchat: the room is closed", flush=True)
     return status
 
 
-def _serve_quietly(server: ChatServer) -> int:
-    """Serve until SIGINT or SIGTERM, logging joins, leaves and incidents to stderr."""
-    _show_logs(logging.INFO)
-    stop = threading.Event()
-    stopped_by: list[str] = []
+class _Stop:
+    """Waits for SIGINT or SIGTERM (installed at once, so none is missed)."""
 
-    def on_signal(number: int, frame: object) -> None:
-        stopped_by.append(signal.Signals(number).name)
-        stop.set()
+    def __init__(self) -> None:
+        self._event = threading.Event()
+        self._by = ""
+        signal.signal(signal.SIGINT, self._on_signal)
+        signal.signal(signal.SIGTERM, self._on_signal)
 
-    signal.signal(signal.SIGINT, on_signal)
-    signal.signal(signal.SIGTERM, on_signal)
-    stop.wait()
-    log.info("%s: closing the room", stopped_by[0] if stopped_by else "stopped")
-    return 0
+    def _on_signal(self, number: int, frame: object) -> None:
+        self._by = signal.Signals(number).name
+        self._event.set()
+
+    def wait(self) -> int:
+        self._event.wait()
+        log.info("%s: closing the room", self._by)
+        return 0
 
 
 def cmd_join(args: argparse.Namespace) -> int:
