@@ -570,6 +570,10 @@ class _Connection:
             try:
                 for line in self.decoder:
                     if limiter is not None and not limiter.allow():
+                        if texts:  # the lines let through go out first, even if this one ends it
+                            if server._say(self, texts):
+                                raise _Drop("")
+                            texts = []
                         self._slow_down(limiter)
                         continue
                     try:
