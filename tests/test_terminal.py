@@ -115,8 +115,9 @@ def where(server: ChatServer) -> str:
 
 
 def serve_port(host: Term) -> str:
-    screen = host.wait(lambda s: re.search(r"listening on 127\.0\.0\.1:(\d+)", s) is not None)
-    return re.search(r"listening on 127\.0\.0\.1:(\d+)", screen).group(1)
+    """The real port, from the first line ``labchat serve`` prints."""
+    screen = host.wait(lambda s: re.search(r"listening on \S+:(\d+);", s) is not None)
+    return re.search(r"listening on \S+:(\d+);", screen).group(1)
 
 
 def test_host_and_two_guests_chat_both_ways_then_leave(terms):
@@ -318,3 +319,25 @@ def test_ctrl_c_on_the_host_closes_the_room_and_guests_are_told(terms):
     ada.wait("the server is shutting down")
     assert ada.exit_status() == 1
     assert "labchat: the server closed the connection" in ada.text()
+
+
+def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(terms):
+    host = terms("serve", "--host", "0.0.0.0", "--port", "0", "--nick", "teacher", "--max-clients", "1")
+    port = serve_port(host)
+    host.wait("teacher>")
+    rows = host.rows()
+    assert rows[0].startswith(f"labchat: listening on 0.0.0.0:{port}; others join with: labchat join ")
+    assert f"warning: listening on 0.0.0.0:{port} with no token" in rows[1]
+    host.type("half typed")
+    host.wait("teacher> half typed")
+    with socket.create_connection(("127.0.0.1", int(port))) as late:  # the room is full: refused
+        assert b"refused server-full" in late.recv(4096)
+    host.wait("warning: 127.0.0.1")
+
+    def settled(_: str) -> bool:
+        rows = host.rows()
+        return rows[-1] == "teacher> half typed" and "the server is full" in rows[-2]
+
+    host.wait(settled)
+    host.type("\x03")
+    assert host.exit_status() == 0
