@@ -150,10 +150,13 @@ def test_host_and_two_guests_chat_both_ways_then_leave(terms):
     host.wait("<-- ada left")
     assert "just between us" not in host.text()
 
+    bob.type("/nick robert\r")  # the prompt follows the nick
+    bob.wait("robert>")
+    host.wait("--- bob is now known as robert")
     bob.type("bye\r")
     assert bob.exit_status() == 0
-    assert "Goodbye, bob!" in bob.text()
-    host.wait("<-- bob left")
+    assert "Goodbye, robert!" in bob.text()
+    host.wait("<-- robert left")
     host.type("bye\r")
     assert host.exit_status() == 0
     assert "Goodbye, teacher!" in host.text()
