@@ -537,13 +537,19 @@ def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     color = use_color(out, disabled=args.no_color)
     day = ""
+    shown = 0
     try:
         for event in read_transcript(args.file):
+            shown += 1
             stamp = time.strftime("%Y-%m-%d", time.localtime(event.time)) if event.time else ""
             if stamp and stamp != day:
                 day = stamp
                 print(f"--- {day} ---", file=out)
             print(terminal(event, color=color), file=out)
+        if not shown and Path(args.file).stat().st_size:
+            raise Failure(
+                f"{args.file} is not a labchat transcript (one is written by 'labchat serve --log')"
+            )
     except OSError as exc:
         raise Failure(f"cannot read {args.file!r}: {exc.strerror or exc}") from None
     return 0

@@ -467,6 +467,10 @@ def test_replay_prints_the_transcript_serve_wrote(serve, tmp_path):
         "<-- ada left",
         "<-- bob left",
     ]
+    (tmp_path / "notes.txt").write_text("not a transcript\n")
+    wrong = run("replay", "notes.txt", cwd=tmp_path)
+    assert wrong.returncode == 1
+    assert "notes.txt is not a labchat transcript" in one_clear_line(wrong)
     missing = run("replay", "nowhere.jsonl", cwd=tmp_path)
     assert missing.returncode == 1
     assert one_clear_line(missing) == "labchat: cannot read 'nowhere.jsonl': No such file or directory"
