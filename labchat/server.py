@@ -515,9 +515,10 @@ class _Connection:
         # Blocking from here on: a non-blocking send on a socket with a timeout
         # would first wait for room, and delivery must never wait.
         self.sock.settimeout(None)
-        server._join(self, hello)
+        # Named before joining, so the names are right by the time the client hears its welcome.
         threading.current_thread().name = f"labchat-reader-{hello.nick}"
         self.writer.name = f"labchat-writer-{hello.nick}"
+        server._join(self, hello)
         log.info("%s joined", self.who)
 
     def _first_line(self, deadline: float) -> bytes:
