@@ -42,7 +42,7 @@ from .protocol import (
     encode,
 )
 from .render import plain, safe
-from .room import Delivery, Room, RoomError
+from .room import MAX_NICK, Delivery, Room, RoomError
 
 log = logging.getLogger("labchat.server")
 
@@ -515,9 +515,11 @@ class _Connection:
         # Blocking from here on: a non-blocking send on a socket with a timeout
         # would first wait for room, and delivery must never wait.
         self.sock.settimeout(None)
-        # Named before joining, so the names are right by the time the client hears its welcome.
-        threading.current_thread().name = f"labchat-reader-{hello.nick}"
-        self.writer.name = f"labchat-writer-{hello.nick}"
+        # Named before joining, so the names are right by the time the client hears its welcome
+        # (and made safe: the room has not checked the nick yet).
+        name = safe(hello.nick[:MAX_NICK])
+        threading.current_thread().name = f"labchat-reader-{name}"
+        self.writer.name = f"labchat-writer-{name}"
         server._join(self, hello)
         log.info("%s joined", self.who)
 
