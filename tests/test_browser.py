@@ -48,8 +48,8 @@ def snapshot(page: Page, path: Path) -> None:
     assert path.stat().st_size > 10_000
 
 
-def run_all_when_idle(page: Page, path: str) -> None:
-    """Run every cell of the current notebook once its kernel is up and idle."""
+def run_when_idle(page: Page, path: str, command: str = "notebook:run-all-cells") -> None:
+    """Run the current notebook's cells (all, or as ``command`` says) once its kernel is up and idle."""
     page.wait_for_function(
         """(path) => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
@@ -60,7 +60,12 @@ def run_all_when_idle(page: Page, path: str) -> None:
         arg=path,
         timeout=WAIT,
     )
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+    start(page, command)
+
+
+def start(page: Page, command: str) -> None:
+    """Start a JupyterLab command without waiting for it to finish (a cell may run for long)."""
+    page.evaluate("(command) => { window.jupyterapp.commands.execute(command); }", command)
 
 
 @pytest.mark.browser
@@ -81,25 +86,31 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
         try:
             page.goto(lab.url("host.ipynb"))
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=WAIT)
-            page.evaluate("() => window.jupyterapp.commands.execute('application:toggle-left-area')")
-            run_all_when_idle(page, "host.ipynb")
+            start(page, "application:toggle-left-area")
+            run_when_idle(page, "host.ipynb")
             serving = panel(page, "labchat host: teacher").locator(".lc-status-ok")
             expect(serving).to_contain_text("serving on 127.0.0.1:", timeout=WAIT)
             port = int(re.search(r"127\.0\.0\.1:(\d+)", serving.inner_text()).group(1))
             howto = panel(page, "labchat host: teacher").locator(".lc-howto")
             expect(howto).to_contain_text(f"labchat join 127.0.0.1:{port} --nick NAME")
 
-            # The guest notebook, opened beside the host's.
+            # The guest notebook, opened beside the host's. Its second cell keeps the kernel
+            # busy until a word comes: what arrives meanwhile comes from the receiver thread.
             guest_code = f'from labchat.widgets import join\npanel = join("127.0.0.1", {port}, nick="ada")'
-            write_notebook(lab.root / "guest.ipynb", guest_code)
+            busy_cell = 'print(panel.wait_for("term: you may stop now", timeout=120))'
+            write_notebook(lab.root / "guest.ipynb", guest_code, busy_cell)
             page.evaluate(
                 """() => window.jupyterapp.commands.execute('docmanager:open',
                     {path: 'guest.ipynb', options: {mode: 'split-right'}})"""
             )
-            run_all_when_idle(page, "guest.ipynb")
+            # Only the first cell: a new kernel's widgets are drawn once the kernel has
+            # answered the widget manager, so the busy cell starts after the panel is up.
+            run_when_idle(page, "guest.ipynb", "notebook:run-cell-and-select-next")
             expect(panel(page, "labchat: ada").locator(".lc-status-ok")).to_contain_text(
                 f"connected to 127.0.0.1:{port} as ada", timeout=WAIT
             )
+
+            start(page, "notebook:run-cell-and-select-next")
 
             # And a terminal, through the real command line client.
             terminal = Terminal(["labchat", "join", f"127.0.0.1:{port}", "--nick", "term"])
@@ -110,13 +121,21 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             expect(transcript(page, "labchat: ada")).to_contain_text("teacher: hello from the teacher")
             terminal.wait_for("teacher: hello from the teacher")
 
-            type_into(page, "labchat: ada", "hello from ada")
-            expect(transcript(page, "labchat host: teacher")).to_contain_text("ada: hello from ada")
-            terminal.wait_for("ada: hello from ada")
-
             terminal.type("hello from the terminal")
             for title in ("labchat host: teacher", "labchat: ada"):
                 expect(transcript(page, title)).to_contain_text("term: hello from the terminal")
+
+            guest_notebook = page.locator(".jp-NotebookPanel", has=panel(page, "labchat: ada"))
+            guest_cells = guest_notebook.locator(".jp-Cell")
+            busy_prompt = guest_cells.nth(1).locator(".jp-InputPrompt")
+            expect(busy_prompt).to_have_text("[*]:")  # all of the above arrived while it ran
+            terminal.type("you may stop now")
+            expect(guest_cells.nth(1).locator(".jp-OutputArea")).to_contain_text("term: you may stop now")
+            expect(busy_prompt).to_have_text("[2]:")
+
+            type_into(page, "labchat: ada", "hello from ada")
+            expect(transcript(page, "labchat host: teacher")).to_contain_text("ada: hello from ada")
+            terminal.wait_for("ada: hello from ada")
 
             # HTML typed into one panel is text in the other panel and on the terminal.
             type_into(page, "labchat: ada", ATTACK)
