@@ -474,3 +474,12 @@ def test_replay_prints_the_transcript_serve_wrote(serve, tmp_path):
     missing = run("replay", "nowhere.jsonl", cwd=tmp_path)
     assert missing.returncode == 1
     assert one_clear_line(missing) == "labchat: cannot read 'nowhere.jsonl': No such file or directory"
+
+
+def test_ctrl_c_on_a_piped_join_leaves_politely(room):
+    proc = _join_and_keep_typing(where(room))
+    proc.send_signal(signal.SIGINT)
+    status, out, err = _until_exit(proc)
+    assert status == 0
+    assert out.rstrip().endswith("Goodbye, ada!")
+    assert err == ""

@@ -344,3 +344,10 @@ def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(
     host.wait(settled)
     host.type("\x03")
     assert host.exit_status() == 0
+
+
+def test_a_host_nick_the_room_would_refuse_is_a_usage_error_before_serving(terms):
+    host = terms("serve", "--port", "0", "--nick", "1st")
+    assert host.exit_status() == 2
+    assert "labchat serve: error: --nick: nick '1st' must start with a letter" in host.text()
+    assert "listening" not in host.text()
