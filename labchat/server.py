@@ -31,6 +31,7 @@ from .bot import Greeter
 from .protocol import (
     MAX_LINE,
     PROTOCOL,
+    VERSION,
     Decoder,
     Event,
     Hello,
@@ -501,6 +502,11 @@ class _Connection:
                 raise _Refused(exc.code, f"bad hello: {exc}") from None
             if not isinstance(frame, Hello):
                 raise _Refused("bad-hello", "the first frame must be a hello")
+            if frame.version != VERSION:
+                raise _Refused(
+                    "bad-version",
+                    f"this server speaks {PROTOCOL} only, the client asked for version {frame.version}",
+                )
             hello = frame
         else:
             self.mode = "text"
