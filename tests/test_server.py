@@ -140,6 +140,16 @@ def test_a_second_hello_is_an_error_not_a_disconnect(raw) -> None:
     assert peer.event_until(lambda e: e["type"] == "message")["text"] == "still here"
 
 
+def test_a_hello_for_another_protocol_version_is_refused(raw) -> None:
+    peer = raw()
+    peer.line()
+    peer.send(b'{"type":"hello","nick":"ada","version":2}\n')
+    answer = peer.event()
+    assert (answer["type"], answer["code"]) == ("error", "bad-version")
+    assert answer["text"] == "this server speaks labchat/1 only, the client asked for version 2"
+    assert peer.closed() == b""
+
+
 def test_the_first_frame_must_be_a_hello(raw) -> None:
     peer = raw()
     peer.line()
