@@ -171,7 +171,8 @@ class ChatClient:
                     self._sock.sendall(encode(Say(text=f"/quit {farewell}".strip())))
             except OSError:
                 pass
-            self._receiver.join(timeout)  # the server answers by closing
+            if self._receiver is not threading.current_thread():  # (a callback may close us)
+                self._receiver.join(timeout)  # the server answers by closing
         self._closed = True
         try:
             self._sock.shutdown(socket.SHUT_RDWR)
