@@ -83,6 +83,22 @@ def test_a_failing_callback_does_not_stop_the_chat(connect, caplog) -> None:
     assert "an on_event callback failed" in caplog.text
 
 
+def test_a_callback_may_close_its_own_client(connect) -> None:
+    ada, bob = connect("ada"), connect("bob")
+    closed = threading.Event()
+
+    @ada.on_event
+    def leave_when_asked(event: Event) -> None:
+        if event.text == "ada, please go":
+            ada.close("asked to go")
+            closed.set()
+
+    bob.send("ada, please go")
+    assert closed.wait(WAIT) and not ada.connected
+    leave = bob.receive_until(lambda e: e.kind == "leave" and e.sender == "ada", timeout=WAIT)
+    assert leave.text == "asked to go"
+
+
 def test_send_from_many_threads_at_once_loses_nothing(connect) -> None:
     ada, bob = connect("ada"), connect("bob")
 
