@@ -609,7 +609,12 @@ class Served:
     def stop(self) -> tuple[str, str]:
         """Interrupt the server as Ctrl-C would; everything it printed (stdout, stderr)."""
         self.process.send_signal(signal.SIGINT)
-        out, err = self.process.communicate(timeout=20)
+        try:
+            out, err = self.process.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            out, err = self.process.communicate()
+            pytest.fail(f"labchat serve did not stop within 20 s of SIGINT; it printed:\n{out}\n{err}")
         return self.first_line + out, err
 
 
