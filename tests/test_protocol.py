@@ -158,6 +158,21 @@ def test_a_session_split_at_every_byte_offset() -> None:
         assert lines == SESSION_LINES, f"split at byte {cut}"
 
 
+def test_one_event_of_every_kind_split_at_every_byte_offset() -> None:
+    events = [
+        Event(kind=kind, sender="zoë", text="¿qué? 👋", seq=n, time=n + 0.5, users=("a", "zoë"), code=kind)
+        for n, kind in enumerate(sorted(KINDS), 1)
+    ]
+    stream = b"".join(encode(e) for e in events)
+    for cut in range(1, len(stream)):
+        decoder = Decoder()
+        decoder.feed(stream[:cut])
+        lines = drain(decoder)
+        decoder.feed(stream[cut:])
+        lines += drain(decoder)
+        assert [decode_event(line) for line in lines] == events, f"split at byte {cut}"
+
+
 def test_every_pair_of_cuts_in_a_short_exchange() -> None:
     data = b'{"type":"say","text":"a"}\r\n\xc3\xa9\n\n'
     for i in range(1, len(data)):
