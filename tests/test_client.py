@@ -168,6 +168,19 @@ def test_errors_come_back_as_error_events(connect) -> None:
     assert event.code == "unknown-command" and "/help" in event.text
 
 
+def test_a_client_nobody_reads_keeps_only_the_newest_events(make_server, connect) -> None:
+    quiet = make_server(bot=False)
+    ada = connect("ada", server=quiet, queue_size=5)
+    bob = connect("bob", server=quiet)
+    seen = threading.Event()
+    ada.on_event(lambda e: e.text == "m19" and seen.set())  # callbacks still see every event
+    for n in range(20):
+        bob.send(f"m{n}")
+    assert seen.wait(WAIT)
+    assert [e.text for e in ada.pending()] == [f"m{n}" for n in range(15, 20)]
+    assert ada.dropped == 17  # her own join, bob's join and m0..m14
+
+
 def test_send_takes_only_text(connect) -> None:
     with pytest.raises(TypeError, match="send\\(\\) takes text, not bytes"):
         connect("ada").send(b"hi")
