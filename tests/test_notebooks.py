@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import re
+import time
 from pathlib import Path
 
 import nbformat
@@ -174,3 +175,44 @@ def test_navigation_links_point_at_real_notebooks():
         assert "00-Index.ipynb" in targets
         for target in targets:
             assert (NOTEBOOKS / target).exists(), f"{path.name} links a missing {target}"
+
+
+BASELINE = """
+import gc, socket, threading
+_before_threads = set(threading.enumerate())
+_before_sockets = {id(s) for s in gc.get_objects() if isinstance(s, socket.socket) and s.fileno() != -1}
+"""
+
+LEFT_BEHIND = """
+import gc, socket, threading, time
+_deadline = time.monotonic() + 5
+for _t in set(threading.enumerate()) - _before_threads:
+    _t.join(max(0.0, _deadline - time.monotonic()))  # a handler may still be finishing
+gc.collect()
+print(sorted(t.name for t in set(threading.enumerate()) - _before_threads))
+print(sorted(f"{s.getsockname()}" for s in gc.get_objects()
+             if isinstance(s, socket.socket) and s.fileno() != -1 and id(s) not in _before_sockets))
+"""
+
+
+@pytest.mark.parametrize("path", ALL, ids=ids(ALL))
+def test_runs_quickly_and_leaves_nothing_behind(path: Path):
+    """Run the notebook in a fresh kernel: under a minute, then no new thread or open socket."""
+    from nbclient import NotebookClient
+
+    nb = read(path)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(BASELINE))
+    nb.cells.append(nbformat.v4.new_code_cell(LEFT_BEHIND))
+    client = NotebookClient(
+        nb,
+        timeout=60,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(NOTEBOOKS)}},
+        store_widget_state=False,
+    )
+    started = time.monotonic()
+    client.execute()
+    took = time.monotonic() - started
+    assert took < 60, f"{path.name} took {took:.0f} s"
+    report = "".join(out.text for out in nb.cells[-1].outputs if out.output_type == "stream")
+    assert report == "[]\n[]\n", f"{path.name} left behind (threads, then sockets):\n{report}"
