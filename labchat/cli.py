@@ -1,104 +1,44 @@
 """The ``labchat`` command: serve a room, join one, make a TLS certificate, replay a transcript.
 
-Argument parsing and plumbing only: the chat is ``ChatServer`` and
-``ChatClient``, and what a person sees comes from ``render.py`` through
-``terminal.py`` (an interactive prompt) or ``piped.py`` (plain lines). The rule
-it keeps: an ordinary failure (no server there, nick taken, wrong token, port
-busy, connection lost) ends in one clear line on stderr and a non-zero exit
-status, never a traceback; the room's token is never printed.
+Argument parsing and the small commands live here; ``labchat serve`` is in
+``serving.py`` and what ``join`` shares with it (addresses, connecting, the
+chat itself) in ``joining.py``. The chat is ``ChatServer`` and ``ChatClient``;
+what a person sees comes from ``render.py`` through ``terminal.py`` (a prompt)
+or ``piped.py`` (plain lines). The rule it keeps: an ordinary failure (no
+server there, nick taken, wrong token, port busy, connection lost) ends in one
+clear line on stderr and a non-zero exit status, never a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import ipaddress
-import logging
 import os
-import signal
 import socket
-import ssl
 import sys
-import threading
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from . import __version__, tls
-from .client import ChatClient, JoinRefused
 from .console import use_color
-from .protocol import ProtocolError
-from .render import safe, terminal
-from .room import RoomError, check_nick
-from .server import DEFAULT_PORT, ChatServer
+from .joining import (
+    TOKEN_ENV,
+    Failure,
+    at_terminal,
+    chat,
+    client_context,
+    connect,
+    is_loopback,
+    parse_address,
+    token_from,
+)
+from .render import terminal
+from .server import DEFAULT_PORT
+from .serving import cmd_serve
 from .transcript import read_transcript
 
-# Exit statuses: 0 all went well (leaving the chat included), 2 a usage error (argparse's).
-FAILED = 1  # could not connect, lost the connection, could not listen, a file problem
-REFUSED = 3  # the server said no: nick taken or invalid, wrong token, room full, TLS only
-
-TOKEN_ENV = "LABCHAT_TOKEN"
-WILDCARDS = frozenset({"", "0.0.0.0", "::"})
-
-log = logging.getLogger("labchat.cli")
-
-
-class Failure(Exception):
-    """An ordinary failure: the message is the one line shown, ``status`` the exit status."""
-
-    def __init__(self, message: str, status: int = FAILED) -> None:
-        super().__init__(message)
-        self.status = status
-
-
-# -- addresses ------------------------------------------------------------------------------
-
-
-def hostport(host: str, port: int) -> str:
-    """``HOST:PORT``, with brackets around an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
-    """``HOST``, ``HOST:PORT``, ``[IPV6]:PORT``, bare ``IPV6`` or ``:PORT`` as (host, port)."""
-    text = text.strip()
-    host, port = text, ""
-    if text.startswith("["):
-        host, sep, rest = text[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError(f"cannot read the address {text!r}; write [IPV6]:PORT")
-        port = rest[1:]
-    elif text.count(":") == 1:
-        host, port = text.split(":")
-    host = host or "127.0.0.1"
-    if not port:
-        return host, default_port
-    if not port.isdigit() or not 0 < int(port) < 65536:
-        raise ValueError(f"bad port {port!r} in {text!r}: a port is a number from 1 to 65535")
-    return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """True if only this machine can reach ``host`` (127.x, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
-def public_host(bound: str) -> str:
-    """The address others use to reach a server bound to ``bound``."""
-    return socket.gethostname() if bound in WILDCARDS else bound
-
-
-def loopback_for(bound: str) -> str:
-    """The address this machine's own client uses to reach a server bound to ``bound``."""
-    if bound in WILDCARDS:
-        return "::1" if ":" in bound else "127.0.0.1"
-    return bound
+__all__ = ["build_parser", "is_loopback", "main", "parse_address"]
 
 
 # -- argument parsing --------------------------------------------------------------------------
@@ -260,245 +200,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# -- helpers ---------------------------------------------------------------------------------
-
-
-def _interactive() -> bool:
-    """A person at a terminal: stdin and stdout are both terminals."""
-    try:
-        return sys.stdin.isatty() and sys.stdout.isatty()
-    except (AttributeError, ValueError):
-        return False
-
-
-def _token(given: str | None) -> str | None:
-    return given or os.environ.get(TOKEN_ENV) or None
-
-
-def _connect(
-    host: str, port: int, nick: str, token: str | None, context: ssl.SSLContext | None
-) -> ChatClient:
-    """A joined ChatClient, or Failure saying in one line why not."""
-    where = hostport(host, port)
-    try:
-        return ChatClient(host, port, nick=nick, token=token, ssl_context=context)
-    except JoinRefused as exc:
-        hint = ""
-        if exc.code == "bad-token" and not token:
-            hint = f" (this room needs a token: give it with --token or {TOKEN_ENV})"
-        raise Failure(f"{where} refused you: {safe(exc.reason)}{hint}", REFUSED) from None
-    except ConnectionRefusedError:
-        raise Failure(
-            f"cannot connect to {where}: no server is listening there (is 'labchat serve' running?)"
-        ) from None
-    except socket.gaierror as exc:
-        raise Failure(f"cannot find the host {host!r}: {exc.strerror}") from None
-    except TimeoutError as exc:
-        raise Failure(f"cannot connect to {where}: {exc or 'no answer in time'}") from None
-    except (OSError, ProtocolError) as exc:
-        raise Failure(f"cannot connect to {where}: {safe(str(exc)) or exc.__class__.__name__}") from None
-
-
-def _client_context(cafile: str | None, *, check_hostname: bool = True) -> ssl.SSLContext:
-    try:
-        context = tls.client_context(cafile)
-    except (OSError, ssl.SSLError) as exc:
-        raise Failure(f"cannot read the CA file {cafile!r}: {exc.strerror or exc}") from None
-    context.check_hostname = check_hostname
-    return context
-
-
-def _run_chat(client: ChatClient, *, color: bool, interactive: bool, chat_box: list | None = None) -> int:
-    """Chat at a prompt or in plain lines; returns the exit status."""
-    if interactive:
-        try:
-            from .terminal import TerminalChat
-        except ImportError:
-            print(
-                "labchat: no prompt_toolkit, so plain lines (pip install 'labchat[terminal]')",
-                file=sys.stderr,
-            )
-        else:
-            chat = TerminalChat(client, color=color)
-            if chat_box is not None:
-                chat_box.append(chat)
-            status = chat.run()
-            if status:
-                print(f"labchat: {safe(chat.reason)}", file=sys.stderr)
-            return status
-    from .piped import LineChat
-
-    try:
-        fd = sys.stdin.fileno()
-    except (AttributeError, ValueError, OSError):  # no stdin at all: nothing to send
-        fd = os.open(os.devnull, os.O_RDONLY)
-    line_chat = LineChat(client, fd, sys.stdout, color=color)
-    status = line_chat.run()
-    if status:
-        print(f"labchat: {safe(line_chat.reason)}", file=sys.stderr)
-    return status
-
-
-class _LiveStderr(logging.Handler):
-    """Writes to whatever ``sys.stderr`` is now, so log lines go above a running prompt.
-
-    Until ``show_held()`` it holds what it is given, so nothing is shown before the
-    line that says where the room listens.
-    """
-
-    def __init__(self, level: int) -> None:
-        super().__init__(level)
-        self.setFormatter(_LogFormat())
-        self._held: list[logging.LogRecord] | None = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if self._held is not None:
-            self._held.append(record)
-            return
-        try:
-            print(self.format(record), file=sys.stderr, flush=True)
-        except Exception:
-            self.handleError(record)
-
-    def show_held(self) -> None:
-        with self.lock:
-            held, self._held = self._held or [], None
-        for record in held:
-            self.emit(record)
-
-
-class _LogFormat(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        stamp = time.strftime("%H:%M:%S", time.localtime(record.created))
-        level = f"{record.levelname.lower()}: " if record.levelno >= logging.WARNING else ""
-        return f"{stamp} {level}{safe(record.getMessage())}"
-
-
-@contextmanager
-def _logs_on_stderr(level: int) -> Iterator[_LiveStderr]:
-    """Show labchat's log at ``level`` on stderr while the block runs."""
-    handler = _LiveStderr(level)
-    logger = logging.getLogger("labchat")
-    old_level = logger.level
-    logger.addHandler(handler)
-    logger.setLevel(min(level, old_level or logging.WARNING))
-    try:
-        yield handler
-    finally:
-        logger.removeHandler(handler)
-        logger.setLevel(old_level)
-
-
-# -- commands ---------------------------------------------------------------------------------
-
-
-def cmd_serve(args: argparse.Namespace) -> int:
-    """``labchat serve``: run the room in the foreground, chatting in it from a terminal."""
-    token = _token(args.token)
-    interactive = _interactive()
-    if bool(args.tls_cert) != bool(args.tls_key):
-        raise Failure("TLS needs both --tls-cert CERT and --tls-key KEY (make them with 'labchat cert')", 2)
-    if args.log_private and not args.log:
-        raise Failure("--log-private needs --log FILE", 2)
-    if interactive:
-        try:
-            check_nick(args.nick)
-        except RoomError as exc:
-            raise Failure(f"--nick: {exc}", 2) from None
-    context = None
-    if args.tls_cert:
-        try:
-            context = tls.server_context(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
-            raise Failure(f"cannot load the TLS certificate or key: {exc.strerror or exc}") from None
-    transcript = None
-    if args.log:
-        try:
-            transcript = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
-        except OSError as exc:
-            raise Failure(f"cannot write the transcript {args.log!r}: {exc.strerror}") from None
-    server = ChatServer(
-        args.host,
-        args.port,
-        token=token,
-        bot=not args.no_bot,
-        history=args.history,
-        max_clients=args.max_clients,
-        ssl_context=context,
-        log=transcript,
-        log_private=args.log_private,
-    )
-    # Without a terminal: joins, leaves and incidents. At a prompt: incidents only,
-    # since joins and leaves show in the host's own chat.
-    level = logging.WARNING if interactive else logging.INFO
-    stop = _Stop() if not interactive else None  # catch signals before saying where we are
-    try:
-        with _logs_on_stderr(level) as logs:
-            try:
-                try:
-                    server.start()
-                except socket.gaierror as exc:
-                    raise Failure(f"cannot listen on {args.host!r}: {exc.strerror}") from None
-                except OSError as exc:
-                    where = hostport(args.host, args.port)
-                    raise Failure(f"cannot listen on {where}: {exc.strerror or exc}") from None
-                _announce(server, args, token)
-                logs.show_held()  # the server's own warnings (an open room, ...) come after that line
-                if stop is not None:
-                    return stop.wait()
-                return _host_chat(server, args, token)
-            finally:
-                server.close()
-    finally:
-        if transcript is not None:
-            transcript.close()
-
-
-def _announce(server: ChatServer, args: argparse.Namespace, token: str | None) -> None:
-    """The first line: where the room listens and the exact command others run to join."""
-    host, port = server.address
-    command = f"labchat join {hostport(public_host(host), port)} --nick NAME"
-    if args.tls_cert:
-        command += f" --tls --cafile {args.tls_cert}"
-    if token:
-        command += " --token TOKEN"
-    print(f"labchat: listening on {hostport(host, port)}; others join with: {command}", flush=True)
-    if token:
-        print("labchat: the room needs its token: share it yourself (it is never printed)", flush=True)
-
-
-def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) -> int:
-    """The host chats in its own room over loopback, like everyone else; leaving closes the room."""
-    host, port = server.address
-    context = _client_context(args.tls_cert, check_hostname=False) if args.tls_cert else None
-    client = _connect(loopback_for(host), port, args.nick, token, context)
-    chats: list = []
-    signal.signal(signal.SIGTERM, lambda *_: [chat.stop() for chat in chats])
-    color = use_color(sys.stdout, disabled=args.no_color)
-    status = _run_chat(client, color=color, interactive=True, chat_box=chats)
-    print("labchat: the room is closed", flush=True)
-    return status
-
-
-class _Stop:
-    """Waits for SIGINT or SIGTERM (installed at once, so none is missed)."""
-
-    def __init__(self) -> None:
-        self._event = threading.Event()
-        self._by = ""
-        signal.signal(signal.SIGINT, self._on_signal)
-        signal.signal(signal.SIGTERM, self._on_signal)
-
-    def _on_signal(self, number: int, frame: object) -> None:
-        self._by = signal.Signals(number).name
-        self._event.set()
-
-    def wait(self) -> int:
-        self._event.wait()
-        log.info("%s: closing the room", self._by)
-        return 0
-
-
 def cmd_join(args: argparse.Namespace) -> int:
     """``labchat join``: chat in a room from this terminal (or in plain lines from a pipe)."""
     try:
@@ -507,9 +208,9 @@ def cmd_join(args: argparse.Namespace) -> int:
         raise Failure(str(exc), 2) from None
     if args.port is not None and ":" in args.address.lstrip("[").split("]")[-1]:
         raise Failure(f"the port is given twice: {args.address!r} and {args.port}", 2)
-    context = _client_context(args.cafile) if (args.tls or args.cafile) else None
-    client = _connect(host, port, args.nick, _token(args.token), context)
-    return _run_chat(client, color=use_color(sys.stdout, disabled=args.no_color), interactive=_interactive())
+    context = client_context(args.cafile) if (args.tls or args.cafile) else None
+    client = connect(host, port, args.nick, token_from(args.token), context)
+    return chat(client, color=use_color(sys.stdout, disabled=args.no_color), interactive=at_terminal())
 
 
 def cmd_cert(args: argparse.Namespace) -> int:

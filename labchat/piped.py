@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
 from typing import TextIO
 
@@ -34,39 +35,51 @@ class LineChat:
         self.out = out
         self.color = color
         self.left = False  # the server said goodbye to us: we left on purpose
-        self._inbox: queue.Queue[object] = queue.Queue()
+        self._inbox: queue.SimpleQueue[object] = queue.SimpleQueue()
+        self._interrupted = False
         self._out_broken = False
 
     def run(self) -> int:
         """Chat until input ends, ``bye`` is sent or the connection ends; 0 if we left."""
+        try:  # Ctrl-C leaves politely, like the end of input, wherever it strikes
+            previous = signal.signal(signal.SIGINT, self._on_ctrl_c)
+        except ValueError:  # not the main thread: leave Ctrl-C as it is
+            previous = None
+        try:
+            return self._run()
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+
+    def _run(self) -> int:
         self._show(self.client.welcome)
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         reader = threading.Thread(target=self._read_lines, name="labchat-stdin", daemon=True)
         printer.start()
         reader.start()  # a daemon: a blocked read never holds the process
         pace = Pace()
-        try:
-            while True:
-                item = self._inbox.get()
-                if item is _CONNECTION_ENDED:
-                    break
-                if item is _END_OF_INPUT:
-                    if self.client.connected:  # not already cut off by the server
-                        self.left = True
-                        self.client.close()
-                    break
-                if not item.strip():
-                    continue
-                pace.wait()
-                try:
-                    self.client.send(item)
-                except ConnectionClosed:
-                    break
-        except KeyboardInterrupt:
-            self.left = True
-            self.client.close()
+        while True:
+            item = self._inbox.get()
+            if item is _CONNECTION_ENDED:
+                break
+            if item is _END_OF_INPUT or self._interrupted:
+                if self.client.connected:  # not already cut off by the server
+                    self.left = True
+                    self.client.close()
+                break
+            if not item.strip():
+                continue
+            pace.wait()
+            try:
+                self.client.send(item)
+            except ConnectionClosed:
+                break
         printer.join()
         return 0 if self.left else 1
+
+    def _on_ctrl_c(self, number: int, frame: object) -> None:
+        self._interrupted = True
+        self._inbox.put(_END_OF_INPUT)  # SimpleQueue.put is safe in a signal handler
 
     @property
     def reason(self) -> str:
