@@ -18,6 +18,7 @@ from __future__ import annotations
 import atexit
 import html
 import json
+import shlex
 import socket
 import ssl
 import threading
@@ -470,10 +471,10 @@ class ServerPanel(ChatPanel):
         flags = ""
         extra = ""
         if token:
-            flags += f" --token {token}"
+            flags += f" --token {shlex.quote(token)}"
             extra += f", token={_quoted(token)}"
         if tls:
-            flags += " --tls" + (f" --cafile {Path(cert).name}" if cert else "")
+            flags += " --tls" + (f" --cafile {shlex.quote(Path(cert).name)}" if cert else "")
             extra += f", cafile={_quoted(Path(cert).name)}" if cert else ", tls=True"
         self.join_command = f"labchat join {_hostport(first, port)} --nick NAME{flags}"
         self.join_code = f'join({_quoted(first)}, {port}, nick="NAME"{extra})'

@@ -207,6 +207,13 @@ def test_unreachable_server_is_a_message_not_a_traceback():
     assert repr(panel) == "ChatPanel(nick='ada', state='failed')"
 
 
+def test_a_token_with_spaces_is_quoted_in_the_join_lines():
+    panel = host(port=0, nick="teacher", token="blue fish")
+    port = panel.address[1]
+    assert panel.join_command == f"labchat join 127.0.0.1:{port} --nick NAME --token 'blue fish'"
+    assert panel.join_code == f'join("127.0.0.1", {port}, nick="NAME", token="blue fish")'
+
+
 def test_nick_taken_and_wrong_token_are_messages():
     with ChatServer(port=0, token="s3cret") as chat:
         port = chat.address[1]
