@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import signal
 import socket
 import ssl
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -184,19 +184,30 @@ def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) 
 
 
 class _Stop:
-    """Waits for SIGINT or SIGTERM (installed at once, so none is missed)."""
+    """Waits for SIGINT or SIGTERM; the handlers are installed at once, so none is missed.
+
+    The handler only writes a byte to a pipe that ``wait()`` reads: it takes no
+    lock, so it is safe wherever the signal strikes.
+    """
 
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._by = ""
+        self._read_end, self._write_end = os.pipe()
+        self._by = "stopped"
         signal.signal(signal.SIGINT, self._on_signal)
         signal.signal(signal.SIGTERM, self._on_signal)
 
     def _on_signal(self, number: int, frame: object) -> None:
         self._by = signal.Signals(number).name
-        self._event.set()
+        try:
+            os.write(self._write_end, b"!")
+        except OSError:  # a second signal, once the room is already closing
+            pass
 
     def wait(self) -> int:
-        self._event.wait()
+        try:
+            os.read(self._read_end, 1)
+        finally:
+            os.close(self._read_end)
+            os.close(self._write_end)
         log.info("%s: closing the room", self._by)
         return 0
