@@ -44,6 +44,7 @@ MAX_LINES = 200
 REDRAW_INTERVAL = 0.05
 
 # Every widget write, from any thread, happens under this lock (one comm stream per kernel).
+# Order: this lock first, then a panel's own lock, never the other way round.
 _WIDGET_LOCK = threading.RLock()
 
 # How each state shows in the status line: a colour class and a mark.
@@ -268,17 +269,21 @@ class ChatPanel(widgets.VBox):
         return f'<span class="lc-title">labchat: {html.escape(self.nick)}</span>'
 
     def _draw(self) -> None:
-        """Redraw everything from the panel's state (any thread)."""
-        with self._lock:
-            lines = "".join(self._html)
-            shown = tuple(self._text)
-            users = self.users
-            status, state = self.status, self.state
-            self._last_draw = time.monotonic()
-        style = f"--lc-height:{html.escape(self._height)}"
-        people = "".join(f"<li>{html.escape(render.safe(u))}</li>" for u in users)
-        tone, dot = _MARKS.get(state, ("off", "○"))
+        """Redraw everything from the panel's state (any thread).
+
+        The state is read under the widget lock, so two threads drawing at once cannot
+        leave an older picture on top of a newer one.
+        """
         with _WIDGET_LOCK:
+            with self._lock:
+                lines = "".join(self._html)
+                shown = tuple(self._text)
+                users = self.users
+                status, state = self.status, self.state
+                self._last_draw = time.monotonic()
+            style = f"--lc-height:{html.escape(self._height)}"
+            people = "".join(f"<li>{html.escape(render.safe(u))}</li>" for u in users)
+            tone, dot = _MARKS.get(state, ("off", "○"))
             self.title.value = _CSS + self._title_html()
             self.status_line.value = f'<span class="lc-status-{tone}">{dot} {html.escape(status)}</span>'
             self.transcript.value = f'<div class="lc-scroll" style="{style}"><div>{lines}</div></div>'
@@ -288,9 +293,9 @@ class ChatPanel(widgets.VBox):
             live = self.connected
             self.input.disabled = not live
             self.send_button.disabled = not live
-        with self._changed:
-            self._shown = shown
-            self._changed.notify_all()
+            with self._changed:
+                self._shown = shown
+                self._changed.notify_all()
 
     def _set_state(self, state: str, status: str) -> None:
         with self._lock:
