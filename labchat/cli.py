@@ -66,11 +66,12 @@ def _port(text: str) -> int:
 
 SERVE_EXAMPLES = """\
 examples:
-  labchat serve                         a room on 127.0.0.1:5050; you chat as 'host'
-  labchat serve --port 0 --nick teacher any free port, shown on the first line
+  labchat serve                           a room on 127.0.0.1:5050; you chat as 'host'
+  labchat serve --port 0 --nick teacher   any free port: the first line says which
   LABCHAT_TOKEN=s3cret labchat serve --host 0.0.0.0
-                                        a class room on the network, with a token
+                                          a class room on the network, with a token
   labchat serve --tls-cert labchat-cert.pem --tls-key labchat-key.pem --log class.jsonl
+                                          TLS (see 'labchat cert'), and a transcript
 
 The first line says where the room listens and the command others run to join.
 When stdin is a terminal you chat too; otherwise the server only serves and logs
@@ -134,7 +135,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="port to listen on, 0 for any free one (default: %(default)s)",
     )
     serve.add_argument("--nick", default="host", help="your nick when you chat here (default: %(default)s)")
-    serve.add_argument("--token", help=f"a secret everyone must give to join (or set {TOKEN_ENV})")
+    serve.add_argument(
+        "--token", metavar="T", help=f"a secret everyone must give to join (or set {TOKEN_ENV})"
+    )
     serve.add_argument(
         "--tls-cert", metavar="CERT", help="serve TLS with this certificate (see 'labchat cert')"
     )
@@ -145,10 +148,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-bot", action="store_true", help="no greeter bot in the room")
     serve.add_argument(
-        "--history", type=_count(0), default=20, help="messages shown to newcomers (default: 20)"
+        "--history", type=_count(0), default=20, metavar="N", help="messages shown to newcomers (default: 20)"
     )
     serve.add_argument(
-        "--max-clients", type=_count(1), default=100, help="most connections at once (default: 100)"
+        "--max-clients",
+        type=_count(1),
+        default=100,
+        metavar="N",
+        help="most connections at once (default: 100)",
     )
     serve.add_argument("--no-color", action="store_true", help="no colours in your chat")
 
@@ -166,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--nick", required=True, help="your name in the room: letters, digits, _ - . (up to 20)"
     )
-    join.add_argument("--token", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
+    join.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
     join.add_argument("--tls", action="store_true", help="connect with TLS")
     join.add_argument(
         "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
@@ -183,9 +190,21 @@ def build_parser() -> argparse.ArgumentParser:
     cert.add_argument(
         "--hosts", nargs="+", metavar="NAME", help="names and addresses the server is reached by"
     )
-    cert.add_argument("--out-cert", default="labchat-cert.pem", metavar="FILE", help="(default: %(default)s)")
-    cert.add_argument("--out-key", default="labchat-key.pem", metavar="FILE", help="(default: %(default)s)")
-    cert.add_argument("--days", type=_count(1), default=365, help="how long it is valid (default: 365)")
+    cert.add_argument(
+        "--out-cert",
+        default="labchat-cert.pem",
+        metavar="FILE",
+        help="where the certificate goes (default: %(default)s)",
+    )
+    cert.add_argument(
+        "--out-key",
+        default="labchat-key.pem",
+        metavar="FILE",
+        help="where the key goes (default: %(default)s)",
+    )
+    cert.add_argument(
+        "--days", type=_count(1), default=365, metavar="N", help="how long it is valid (default: 365)"
+    )
     cert.add_argument("--force", action="store_true", help="overwrite existing files")
 
     replay = commands.add_parser(
