@@ -216,3 +216,38 @@ def test_runs_quickly_and_leaves_nothing_behind(path: Path):
     assert took < 60, f"{path.name} took {took:.0f} s"
     report = "".join(out.text for out in nb.cells[-1].outputs if out.output_type == "stream")
     assert report == "[]\n[]\n", f"{path.name} left behind (threads, then sockets):\n{report}"
+
+
+def test_join_a_room_joins_a_real_host():
+    """Pointed at someone else's room, the joining notebook chats there instead of practising."""
+    from nbclient import NotebookClient
+
+    from labchat import ChatClient, ChatServer
+
+    path = NOTEBOOKS / "07.1-Join-A-Room.ipynb"
+    nb = read(path)
+    settings = next(c for c in code_cells(nb) if c.source.startswith("ROOM_HOST = None"))
+    with ChatServer(port=0, token="blue-fish") as room:
+        host, port = room.address
+        settings.source = (
+            settings.source.replace("ROOM_HOST = None", f"ROOM_HOST = {host!r}")
+            .replace("ROOM_PORT = 5050", f"ROOM_PORT = {port}")
+            .replace("TOKEN = None", 'TOKEN = "blue-fish"')
+        )
+        assert f"ROOM_PORT = {port}" in settings.source and "blue-fish" in settings.source
+        with ChatClient(host, port, nick="teacher", token="blue-fish") as teacher:
+            NotebookClient(
+                nb,
+                timeout=60,
+                kernel_name="python3",
+                resources={"metadata": {"path": str(NOTEBOOKS)}},
+                store_widget_state=False,
+            ).execute()
+            said = teacher.receive_until(lambda e: e.kind == "message", timeout=5)
+            assert (said.sender, said.text) == ("ada", "hello everyone!")
+            gone = teacher.receive_until(lambda e: e.kind == "leave", timeout=5)
+            assert gone.sender == "ada"
+        assert room.users() == []
+    shown = "".join(out.text for c in code_cells(nb) for out in c.outputs if out.output_type == "stream")
+    assert "joining the host's room" in shown
+    assert "bob" not in shown  # no practice classmate in a real room
