@@ -58,17 +58,17 @@ class TerminalChat:
         self.left = False  # we left on purpose (or the server said goodbye to us)
         self._ended = threading.Event()  # the connection is over
         self._stopping = threading.Event()  # someone asked us to leave
-        self._session: PromptSession[str] | None = None
+        self._input: PromptSession[str] | None = None
 
     def run(self) -> int:
         """Chat until the person leaves or the connection ends; 0 if they left."""
-        self._session = PromptSession(erase_when_done=True)
+        self._input = PromptSession(erase_when_done=True)
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         with _above_the_prompt():
             self._show(self.client.welcome)
             printer.start()
             try:
-                self._prompt_loop(self._session)
+                self._prompt_loop(self._input)
             except (KeyboardInterrupt, EOFError):  # Ctrl-C, Ctrl-D
                 self.left = True
             if self.left or self._stopping.is_set():
@@ -89,10 +89,10 @@ class TerminalChat:
 
     # -- the prompt (main thread) -------------------------------------------------------
 
-    def _prompt_loop(self, session: PromptSession[str]) -> None:
+    def _prompt_loop(self, line_input: PromptSession[str]) -> None:
         pace = Pace()
         while not (self._ended.is_set() or self._stopping.is_set()):
-            text = session.prompt(self._prompt_text(), pre_run=self._exit_if_done)
+            text = line_input.prompt(self._prompt_text(), pre_run=self._exit_if_done)
             if text is None:  # woken: the connection ended or stop() was called
                 continue
             for line in text.splitlines():  # a paste may hold several lines
@@ -119,15 +119,15 @@ class TerminalChat:
 
     def _exit_if_done(self) -> None:
         """End the running prompt if the chat is over (runs on the prompt's event loop)."""
-        if not (self._ended.is_set() or self._stopping.is_set()) or self._session is None:
+        if not (self._ended.is_set() or self._stopping.is_set()) or self._input is None:
             return
-        app = self._session.app
+        app = self._input.app
         if app.future is not None and not app.future.done():
             app.exit(result=None)
 
     def _wake(self) -> None:
         """Ask the prompt's event loop to check whether the chat is over."""
-        loop = self._session.app.loop if self._session is not None else None
+        loop = self._input.app.loop if self._input is not None else None
         if loop is None:
             return  # no prompt running: the next one checks before it waits
         try:
