@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from prompt_toolkit import PromptSession
+from prompt_toolkit.completion import CompleteEvent, Completer, Completion
+from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.patch_stdout import StdoutProxy
 
@@ -24,6 +26,7 @@ from .client import ChatClient, ConnectionClosed
 from .console import Pace, is_farewell
 from .protocol import Event
 from .render import nick_colour, safe, terminal
+from .room import HELP
 
 # How long to wait for the server's goodbye after asking to leave.
 GOODBYE_WAIT = 5.0
@@ -31,6 +34,30 @@ GOODBYE_WAIT = 5.0
 # Output waiting to go above the prompt is written at most this often. prompt_toolkit's
 # default (0.2 s) showed each message about 200 ms late; 0.05 s still redraws calmly.
 REDRAW_INTERVAL = 0.05
+
+
+# The room's commands, for Tab: every /word its /help lists.
+COMMANDS = tuple(sorted({word for line in HELP for word in line.split() if word.startswith("/")}))
+
+
+class _ChatCompleter(Completer):
+    """Tab completes a /command at the start of the line, and the nick of someone here anywhere."""
+
+    def __init__(self, client: ChatClient) -> None:
+        self.client = client
+
+    def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
+        before = document.text_before_cursor
+        word = before.rpartition(" ")[2]
+        if not word:
+            return
+        if word == before and word.startswith("/"):
+            options = [f"{command} " for command in COMMANDS]
+        else:
+            options = [nick for nick in self.client.users if nick != self.client.nick]
+        for option in options:
+            if option.lower().startswith(word.lower()) and option != word:
+                yield Completion(option, start_position=-len(word))
 
 
 @contextmanager
@@ -62,7 +89,9 @@ class TerminalChat:
 
     def run(self) -> int:
         """Chat until the person leaves or the connection ends; 0 if they left."""
-        self._input = PromptSession(erase_when_done=True)
+        self._input = PromptSession(
+            erase_when_done=True, completer=_ChatCompleter(self.client), complete_while_typing=False
+        )
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         with _above_the_prompt():
             self._show(self.client.welcome)

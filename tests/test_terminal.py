@@ -351,3 +351,18 @@ def test_a_host_nick_the_room_would_refuse_is_a_usage_error_before_serving(terms
     assert host.exit_status() == 2
     assert "labchat serve: error: --nick: nick '1st' must start with a letter" in host.text()
     assert "listening" not in host.text()
+
+
+def test_tab_completes_commands_and_the_nicks_of_people_here(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("/ms\t")
+        ada.wait("ada> /msg")
+        ada.type("bo\t")
+        ada.wait("ada> /msg bob")
+        ada.type(" psst\r")
+        said = bob.receive_until(lambda e: e.kind == "private", timeout=5)
+        assert (said.sender, said.target, said.text) == ("ada", "bob", "psst")
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
