@@ -2,10 +2,11 @@
 
 One thread accepts connections. Each connection gets a reader thread, which
 decodes lines and hands them to the room, and a writer thread, which drains a
-bounded outbox. Delivery first tries a non-blocking ``send`` from the thread
-that produced the event, and leaves only what the kernel did not take to the
-writer thread, so a busy room pays for few thread hand-offs. No socket call is
-made while the room's lock is held, and a client that stops reading can never
+bounded outbox. Delivery queues the bytes under a lock that keeps the room's
+order, then, lock released, tries a non-blocking ``send`` from the thread that
+produced the event, and leaves only what the kernel did not take to the writer
+thread, so a busy room pays for few thread hand-offs. No socket call is made
+while the room's or the delivery lock is held, and a client that stops reading can never
 block anyone else: once its outbox is full it is cut off with a reason.
 
 ``with ChatServer(port=0) as server:`` listens when the block starts; leaving it
@@ -23,7 +24,8 @@ import ssl
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
@@ -125,6 +127,8 @@ class ChatServer:
         self._conns_lock = threading.Lock()
         # Held while deciding and enqueueing, so every client sees the room's order.
         self._deliver_lock = threading.Lock()
+        self._unflushed: list[_Connection] = []  # queued to under the lock, sent after it
+        self._flushing = threading.Lock()  # held by the one thread sending for everyone
         self._ids = itertools.count(1)
         self._closing = threading.Event()
 
@@ -253,7 +257,7 @@ class ChatServer:
             (hello.token or "").encode("utf-8"), self.token.encode("utf-8")
         ):
             raise _Refused("bad-token", "wrong or missing room token")
-        with self._deliver_lock:
+        with self._delivering():
             if self._closing.is_set():
                 raise _Refused("closing", "the server is shutting down")
             try:
@@ -264,7 +268,7 @@ class ChatServer:
 
     def _say(self, conn: _Connection, texts: Iterable[str]) -> bool:
         """Hand a batch of lines to the room; True if the member asked to leave."""
-        with self._deliver_lock:
+        with self._delivering():
             # Who is here when the batch starts: only this member can leave during it,
             # and what it said before leaving still goes to everyone, itself included.
             members = self.room.members()
@@ -280,13 +284,48 @@ class ChatServer:
             return False
 
     def _leave(self, conn: _Connection, reason: str) -> None:
-        with self._deliver_lock:
+        with self._delivering():
             self._dispatch(self.room.leave(conn, reason))
 
     def _tell(self, conn: _Connection, event: Event) -> None:
         """Send one event to one connection, in order with the room's events."""
-        with self._deliver_lock:
-            conn.deliver(conn.render(event))
+        with self._delivering():
+            self._queue(conn, conn.render(event))
+
+    @contextmanager
+    def _delivering(self) -> Iterator[None]:
+        """Hold the delivery lock to decide and queue; once it is released, send what was queued."""
+        self._deliver_lock.acquire()
+        try:
+            yield
+        finally:
+            self._deliver_lock.release()
+            self._flush()
+
+    def _flush(self) -> None:
+        """Send what is queued, unless another thread is already doing so: it will send ours too.
+
+        One thread at a time sends, so threads do not fight over the GIL around every send,
+        and a message queued while another goes out leaves with it in the same send. No
+        socket call is made under the delivery lock, so the next message can be decided
+        meanwhile. Checking again after letting go of ``_flushing`` means nothing is left behind.
+        """
+        while self._unflushed and self._flushing.acquire(blocking=False):
+            try:
+                while True:
+                    with self._deliver_lock:
+                        conns, self._unflushed = self._unflushed, []
+                    if not conns:
+                        break
+                    for conn in dict.fromkeys(conns):
+                        conn.flush()
+            finally:
+                self._flushing.release()
+
+    def _queue(self, conn: _Connection, data: bytes) -> None:
+        """Queue bytes for one client (delivery lock held); it is flushed when the lock is let go."""
+        if conn.queue(data):
+            self._unflushed.append(conn)
 
     def _dispatch(self, deliveries: list[Delivery], members: list | None = None) -> None:
         """Encode each event once and queue the bytes for each recipient, in order.
@@ -304,7 +343,7 @@ class ChatServer:
                 blob = blobs.get(conn.mode)
                 if blob is None:
                     blob = blobs[conn.mode] = b"".join(conn.render(d.event) for d in deliveries)
-                conn.deliver(blob)
+                self._queue(conn, blob)
             return
         parts: dict[_Connection, list[bytes]] = {}
         cache: dict[tuple[int, str], bytes] = {}
@@ -316,7 +355,7 @@ class ChatServer:
                     data = cache[key] = conn.render(d.event)
                 parts.setdefault(conn, []).append(data)
         for conn, chunks in parts.items():
-            conn.deliver(b"".join(chunks))
+            self._queue(conn, b"".join(chunks))
 
     def _record(self, deliveries: list[Delivery]) -> None:
         if self._transcript is None:
@@ -349,7 +388,8 @@ class _Connection:
         self._wake = threading.Condition(self._lock)
         self._pending: deque[bytes] = deque()
         self._pending_bytes = 0
-        self._writing = False
+        self._writing = False  # a thread is sending: the others leave the socket to it
+        self._handoff = False  # the kernel's buffer was full: the writer thread sends until it drains
         self._finishing = False  # no more deliveries; writer flushes, then shuts down
         self._dead = False  # the socket is unusable
         self.reason = ""
@@ -369,32 +409,69 @@ class _Connection:
     # -- sending (any thread) -----------------------------------------------------------
 
     def deliver(self, data: bytes) -> None:
-        """Queue bytes for this client without ever blocking."""
+        """Queue bytes for this client and send them now if nobody else is; never blocks."""
+        if self.queue(data):
+            self.flush()
+
+    def queue(self, data: bytes) -> bool:
+        """Queue bytes without a socket call; True if the caller should then ``flush()``.
+
+        A client whose outbox would grow past the limit is cut off instead.
+        """
         with self._lock:
             if self._finishing or self._dead:
-                return
-            if self._direct and not self._pending and not self._writing:
-                try:
-                    sent = self.sock.send(data, _DONTWAIT)
-                except BlockingIOError:
-                    sent = 0
-                except OSError:
-                    self._dead = True
-                    return
-                if sent == len(data):
-                    return
-                data = data[sent:]
-            if self._pending_bytes + len(data) > self.server.outbox_limit:
-                overflow = True
-            else:
-                overflow = False
+                return False
+            if self._pending_bytes + len(data) <= self.server.outbox_limit:
                 self._pending.append(data)
                 self._pending_bytes += len(data)
+                if self._direct and not self._handoff:
+                    return not self._writing  # a thread already sending will take these bytes too
                 self._wake.notify()
-        if overflow:
-            limit = self.server.outbox_limit
-            self.reason = f"too slow: stopped reading with over {limit} bytes waiting"
-            self.abort()
+                return False
+        limit = self.server.outbox_limit
+        self.reason = f"too slow: stopped reading with over {limit} bytes waiting"
+        self.abort()
+        return False
+
+    def flush(self) -> None:
+        """Send what is queued with non-blocking sends from this thread, in order, until none is left.
+
+        Bytes queued by other threads meanwhile leave in the same loop, so a busy room pays
+        one send per client for several messages. Whatever the kernel does not take goes to
+        the writer thread, and until it has drained, every byte for this client goes that way.
+        """
+        with self._lock:
+            if self._writing or self._handoff or self._finishing or self._dead or not self._direct:
+                return
+            self._writing = True
+        while True:
+            with self._lock:
+                if self._dead or not self._pending:
+                    self._writing = False
+                    if self._finishing or self._dead:
+                        self._wake.notify()  # the writer waits for us to finish
+                    return
+                data = b"".join(self._pending) if len(self._pending) > 1 else self._pending[0]
+                self._pending.clear()
+                self._pending_bytes = 0
+            try:
+                sent = self.sock.send(data, _DONTWAIT)
+            except BlockingIOError:
+                sent = 0
+            except OSError:
+                sent = -1
+            if sent == len(data):
+                continue
+            with self._lock:
+                self._writing = False
+                if sent < 0:
+                    self._dead = True
+                else:
+                    self._pending.appendleft(data[sent:])
+                    self._pending_bytes += len(data) - sent
+                    self._handoff = True
+                self._wake.notify()
+            return
 
     def finish(self, last: Event | None = None) -> None:
         """Send what is queued (and ``last``), then close the connection."""
@@ -412,10 +489,18 @@ class _Connection:
             self._wake.notify()
         _shutdown(self.sock)
 
+    def _writer_turn(self) -> bool:
+        """Whether the writer thread should act now (called with the lock held)."""
+        if self._dead:
+            return True
+        if self._writing:  # a delivering thread is sending; it wakes us when done
+            return False
+        return self._finishing or bool(self._pending) and (self._handoff or not self._direct)
+
     def _write(self) -> None:
         while True:
             with self._lock:
-                while not (self._pending or self._finishing or self._dead):
+                while not self._writer_turn():
                     self._wake.wait()
                 if self._dead or not self._pending:
                     break
@@ -435,6 +520,8 @@ class _Connection:
             finally:
                 with self._lock:
                     self._writing = False
+                    if not self._pending:
+                        self._handoff = False  # drained: delivering threads may send again
         _shutdown(self.sock)
 
     # -- reading (the reader thread) ------------------------------------------------------
