@@ -198,8 +198,7 @@ class ChatServer:
         for conn in conns:  # whoever did not leave in time is cut off
             conn.abort()
             conn.reader.join()
-        if self._transcript is not None and self._transcript is not self._log_target:
-            self._transcript.close()
+        self._stop_transcript()
         log.info("closed")
 
     def __enter__(self) -> ChatServer:
@@ -360,12 +359,24 @@ class ChatServer:
     def _record(self, deliveries: list[Delivery]) -> None:
         if self._transcript is None:
             return
-        for d in deliveries:
-            e = d.event
-            public = e.kind in TRANSCRIPT_KINDS and d.to is None
-            if (public or (e.kind == "private" and self.log_private)) and not e.history:
-                self._transcript.write(encode(e).decode("utf-8"))
-        self._transcript.flush()
+        try:
+            for d in deliveries:
+                e = d.event
+                public = e.kind in TRANSCRIPT_KINDS and d.to is None
+                if (public or (e.kind == "private" and self.log_private)) and not e.history:
+                    self._transcript.write(encode(e).decode("utf-8"))
+            self._transcript.flush()
+        except (OSError, ValueError) as exc:  # a full disk, or a file closed under us
+            log.error("cannot write the transcript (%s); the room carries on without one", exc)
+            self._stop_transcript()
+
+    def _stop_transcript(self) -> None:
+        transcript, self._transcript = self._transcript, None
+        if transcript is not None and transcript is not self._log_target:
+            try:
+                transcript.close()
+            except OSError:
+                pass  # what it could not write was reported as it happened
 
 
 class _Refused(Exception):
@@ -604,7 +615,7 @@ class _Connection:
             if not words:
                 raise _Refused("nick-invalid", "a nick cannot be empty")
             hello = Hello(nick=words[0], token=" ".join(words[1:]) or None)
-        self.nick = hello.nick  # for logs; the room checks it
+        self.nick = safe(hello.nick[:MAX_NICK])  # for logs, made inert: the room has not checked it
         # Blocking from here on: a non-blocking send on a socket with a timeout
         # would first wait for room, and delivery must never wait.
         self.sock.settimeout(None)
