@@ -694,3 +694,26 @@ def test_cli_serve_beyond_loopback_without_a_token_warns() -> None:
     guarded = Served("--host", "0.0.0.0", env={"LABCHAT_TOKEN": "t0ken-here"})
     out, err = guarded.stop()
     assert "no token" not in out + err
+
+
+def test_nothing_a_client_sends_reaches_the_servers_log_raw(caplog) -> None:
+    """The instructor reads the log in a terminal: it must not be a way into it."""
+    caplog.set_level(logging.DEBUG, logger="labchat")
+    with ChatServer(port=0, bot=False, rate=1.0, burst=1, hello_timeout=1.0) as server:
+        program = Raw(server.address)
+        program.send(b'{"type":"hello","nick":"\\u001b[2Jevil\\u0007"}\n')
+        program.rest()
+        person = Raw(server.address)
+        person.send(b"\x1b]0;pwned\x07 token\n")
+        person.rest()
+        joined = Raw(server.address)
+        joined.hello("ok")
+        joined.send(b'{"type":"\x1b[31m"}\n{"type":"say","text":"\x1b[5m"}\n/\x1b[1mx\n')
+        joined.send(b'{"type":"say","text":"' + b"\x1b" * 9000 + b'"}\n')
+        joined.rest()
+        with ChatClient(*server.address, nick="after") as after:  # the server is fine
+            assert after.users == ["after"]
+    shown = [r.getMessage() for r in caplog.records]
+    assert any("refused" in line for line in shown)
+    for line in shown:
+        assert not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 for c in line), line

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -178,3 +179,18 @@ def test_the_log_may_be_an_open_file_that_the_server_leaves_open() -> None:
     assert not out.closed
     rows = [json.loads(line) for line in out.getvalue().splitlines()]
     assert [r.get("text") for r in rows if r["type"] == "message"] == ["into a notebook variable"]
+
+
+def test_a_full_disk_stops_the_transcript_not_the_room(caplog) -> None:
+    caplog.set_level(logging.WARNING, logger="labchat")
+    with (
+        ChatServer(port=0, bot=False, log="/dev/full") as server,  # every write: "No space left on device"
+        ChatClient(*server.address, nick="ada") as ada,
+        ChatClient(*server.address, nick="bob") as bob,
+    ):
+        ada.send("is anyone writing this down?")
+        said(bob, "writing this down")
+        bob.send("not any more")
+        said(ada, "not any more")
+    (complaint,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
+    assert "transcript" in complaint and "No space left" in complaint
