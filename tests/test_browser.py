@@ -30,11 +30,15 @@ def transcript(page: Page, title: str):
     return panel(page, title).locator(".lc-scroll")
 
 
-def type_into(page: Page, title: str, text: str) -> None:
+def type_into(page: Page, title: str, text: str, *, button: bool = False) -> None:
+    """Type a line into a panel's input and send it with Enter (or the Send button)."""
     box = panel(page, title).locator(".widget-text input[type='text']")
     box.click()
     box.press_sequentially(text)
-    box.press("Enter")
+    if button:
+        panel(page, title).locator("button", has_text="Send").click()
+    else:
+        box.press("Enter")
     expect(box).to_have_value("", timeout=WAIT)  # the kernel took it and cleared the box
 
 
@@ -136,6 +140,8 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             type_into(page, "labchat: ada", "hello from ada")
             expect(transcript(page, "labchat host: teacher")).to_contain_text("ada: hello from ada")
             terminal.wait_for("ada: hello from ada")
+            type_into(page, "labchat host: teacher", "sent with the button", button=True)
+            expect(transcript(page, "labchat: ada")).to_contain_text("teacher: sent with the button")
 
             # HTML typed into one panel is text in the other panel and on the terminal.
             type_into(page, "labchat: ada", ATTACK)
@@ -145,6 +151,10 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             assert host_view.locator("b", has_text="bold").count() == 0
             terminal.wait_for(f"ada: {ATTACK}")
             expect(transcript(page, "labchat: ada")).to_contain_text(f"ada: {ATTACK}")
+            # Each line went exactly once (the button's click after the box's commit sends nothing).
+            for title in ("labchat host: teacher", "labchat: ada"):
+                for line in ("sent with the button", "hello from ada", "hello from the teacher"):
+                    expect(transcript(page, title).locator(".lc-event", has_text=line)).to_have_count(1)
             snapshot(page, ARTIFACTS / "panels.png")
 
             # A longer chat: the newest line stays in sight.
