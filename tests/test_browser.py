@@ -58,7 +58,7 @@ def run_when_idle(page: Page, path: str, command: str = "notebook:run-all-cells"
         """(path) => {
             const w = window.jupyterapp && window.jupyterapp.shell.currentWidget;
             const kernel = w && w.sessionContext && w.sessionContext.session?.kernel;
-            return w.context.path === path && kernel && kernel.connectionStatus === 'connected'
+            return !!w && w.context?.path === path && !!kernel && kernel.connectionStatus === 'connected'
                 && kernel.status === 'idle';
         }""",
         arg=path,
