@@ -29,6 +29,7 @@ from . import scenarios
 from .scenarios import SMOKE, Run, Shape
 
 ENGINES = ("labchat", "redis")
+SPECTRUM = (1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100)  # percentiles kept for the latency plot
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -52,8 +53,9 @@ def summarise(name: str, run: Run) -> dict:
             p99_us=round(percentile(lat, 99), 1),
             max_us=round(lat[-1], 1),
             samples=len(lat),
+            spectrum_us={str(q): round(percentile(lat, q), 1) for q in SPECTRUM},
         )
-    if run.server_cpu:
+    if run.seconds:
         out["server_cpu_s"] = round(run.server_cpu, 2)
         out["loadgen_cpu_s"] = round(run.loadgen_cpu, 2)
     for key in ("rss_kib", "rss_idle_kib", "threads", "threads_idle", "slow", "closed"):
@@ -110,13 +112,25 @@ def median_of(runs: list[dict], key: str) -> float | None:
 
 # What the table shows for each scenario: (label, key, unit divisor, unit); lower is better
 # except for deliveries per second.
+CPU_ROWS = [("server CPU s", "server_cpu_s"), ("loadgen CPU s", "loadgen_cpu_s")]
+LATENCY_ROWS = [("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us"), *CPU_ROWS]
 ROWS = {
-    "latency": [("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us")],
-    "busy": [("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us")],
-    "slow": [("p50", "p50_us"), ("p99", "p99_us"), ("max", "max_us")],
+    "latency": LATENCY_ROWS,
+    "busy": LATENCY_ROWS,
+    "slow": LATENCY_ROWS,
     "scale": [("RSS KiB", "rss_kib"), ("threads", "threads")],
 }
-FANOUT_ROWS = [("deliveries/s", "deliveries_per_s")]
+FANOUT_ROWS = [("deliveries/s", "deliveries_per_s"), *CPU_ROWS]
+
+
+def _show(key: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if key.endswith("_us"):
+        return f"{value / 1000:,.2f} ms"
+    if key.endswith("_s") and not key.endswith("per_s"):
+        return f"{value:.2f}"
+    return f"{value:,.0f}"
 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> tuple[str, dict]:
@@ -137,14 +151,8 @@ def table(results: dict[str, dict[str, list[dict]]]) -> tuple[str, dict]:
                 "redis": red,
                 "ratio": None if ratio is None else round(ratio, 3),
             }
-            unit = " ms" if key.endswith("_us") else ""
-            scale = 1000 if key.endswith("_us") else 1
-
-            def show(v: float | None, unit: str = unit, scale: int = scale) -> str:
-                return "-" if v is None else f"{v / scale:,.2f}{unit}" if scale > 1 else f"{v:,.0f}"
-
             lines.append(
-                f"{name if i == 0 else '':10} {label:14} {show(lab):>12} {show(red):>12} "
+                f"{name if i == 0 else '':10} {label:14} {_show(key, lab):>12} {_show(key, red):>12} "
                 f"{'-' if ratio is None else f'{ratio:.2f}x':>7}  {lost if i == 0 else ''}"
             )
         summary[name]["lost"] = {e: sum(r["lost"] for r in by_engine[e]) for e in ENGINES}

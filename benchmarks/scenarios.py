@@ -30,6 +30,9 @@ class Shape:
     room_clients: int = 50
     room_rate: float = 20.0
     room_seconds: float = 5.0
+    # Long enough for the slow reader's kernel buffers (several hundred KiB on Linux) and
+    # then its 256 KiB outbox to fill at the busy room's rate, so its fate shows in the run.
+    slow_seconds: float = 10.0
     fanout_receivers: tuple[int, ...] = (10, 50, 200)
     fanout_seconds: float = 5.0
     fanout_window: int = 2048
@@ -42,6 +45,7 @@ SMOKE = Shape(
     latency_rate=200.0,
     room_clients=8,
     room_seconds=0.5,
+    slow_seconds=0.5,
     fanout_receivers=(10,),
     fanout_seconds=0.5,
     idle_clients=20,
@@ -223,7 +227,8 @@ def latency(engine: Engine, shape: Shape) -> Run:
 def busy_room(engine: Engine, shape: Shape, slow: bool = False) -> Run:
     """Everyone sends at a steady rate and times everyone's messages, optionally beside a slow reader."""
     specs = [Spec(i, rate=shape.room_rate, measure=True) for i in range(shape.room_clients)]
-    return drive(engine, _split(specs, shape.workers), shape.room_seconds, slow=slow)
+    seconds = shape.slow_seconds if slow else shape.room_seconds
+    return drive(engine, _split(specs, shape.workers), seconds, slow=slow)
 
 
 def fan_out(engine: Engine, shape: Shape, receivers: int) -> Run:

@@ -1,0 +1,106 @@
+"""Draw the benchmark's figures from its JSON results: latency distributions and fan-out vs N.
+
+    python -m benchmarks.plot results.json         # writes docs/latency.png and docs/fanout.png
+
+The rule it keeps: plot only what the JSON holds (each run's percentiles and the medians of
+the runs), so the figures can always be redrawn from the recorded numbers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+COLOURS = {"labchat": "tab:blue", "redis": "tab:red"}
+PANELS = [
+    ("latency", "2 clients, 1,000 msg/s"),
+    ("busy", "busy room: 50 clients x 20 msg/s"),
+    ("slow", "busy room + 1 slow reader"),
+]
+
+
+def _nines(q: float) -> float:
+    """Where percentile q sits on an axis that spreads out the tail: 90 -> 1, 99 -> 2, 99.9 -> 3."""
+    return -math.log10(max(1e-4, 1 - q / 100))
+
+
+def latency_figure(report: dict, path: Path) -> None:
+    """Latency by percentile, one thin line per run and a thick one for the median of the runs."""
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 4), sharey=True)
+    ticks = [50, 90, 99, 99.9, 100]
+    for ax, (name, title) in zip(axes, PANELS, strict=True):
+        for engine in ("labchat", "redis"):
+            by_engine = report["runs"].get(name, {}).get(engine, [])
+            runs = [r["spectrum_us"] for r in by_engine if "spectrum_us" in r]
+            if not runs:
+                continue
+            qs = [float(q) for q in runs[0]]
+            xs = [_nines(q) for q in qs]
+            for spectrum in runs:
+                ax.plot(xs, [v / 1000 for v in spectrum.values()], color=COLOURS[engine], alpha=0.3, lw=1)
+            medians = [statistics.median(s[str(k)] for s in runs) / 1000 for k in runs[0]]
+            label = f"{engine} (median of {len(runs)} runs)"
+            ax.plot(xs, medians, color=COLOURS[engine], lw=2.2, label=label)
+        ax.set_xticks([_nines(q) for q in ticks], ["p50", "p90", "p99", "p99.9", "max"])
+        ax.set_yscale("log")
+        ax.set_title(title, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("one-way delivery latency (ms, log scale)")
+    axes[0].legend(fontsize=8)
+    when = report["machine"]["date"]
+    fig.suptitle(f"Latency distribution, labchat and Redis pub/sub in the same run ({when})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def fanout_figure(report: dict, path: Path) -> None:
+    """Deliveries per second summed over receivers against the number of receivers N."""
+    names = [name for name in report["runs"] if name.startswith("fanout")]
+    points = sorted((int(name[len("fanout") :]), name) for name in names)
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    for engine in ("labchat", "redis"):
+        xs, medians = [], []
+        for n, name in points:
+            values = [r["deliveries_per_s"] / 1e6 for r in report["runs"][name][engine]]
+            ax.plot([n] * len(values), values, ".", color=COLOURS[engine], alpha=0.5)
+            xs.append(n)
+            medians.append(statistics.median(values))
+        ax.plot(xs, medians, "-o", color=COLOURS[engine], label=f"{engine} (median; dots: each run)")
+    ax.set_xscale("log")
+    ax.set_xticks([n for n, _ in points], [str(n) for n, _ in points])
+    ax.minorticks_off()
+    ax.set_xlabel("receivers N (one sender, 100-byte messages)")
+    ax.set_ylabel("deliveries per second (millions)")
+    ax.set_ylim(bottom=0)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    ax.set_title(f"Fan-out in the same run ({report['machine']['date']})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="Draw the benchmark's figures from its JSON results")
+    parser.add_argument("results", type=Path, help="the JSON line that python -m benchmarks.fanout printed")
+    parser.add_argument("--docs", type=Path, default=DOCS, help="where to write the PNG files")
+    args = parser.parse_args(argv)
+    report = json.loads(args.results.read_text().strip().splitlines()[-1])
+    args.docs.mkdir(parents=True, exist_ok=True)
+    latency_figure(report, args.docs / "latency.png")
+    fanout_figure(report, args.docs / "fanout.png")
+    print(f"wrote {args.docs / 'latency.png'} and {args.docs / 'fanout.png'}")
+
+
+if __name__ == "__main__":
+    main()
