@@ -240,7 +240,7 @@ class ChatServer:
                 _refuse(
                     sock,
                     "server-full",
-                    f"the room is full ({self.max_clients} people); try again later",
+                    f"the room is full (at most {self.max_clients} at once); try again later",
                 )
                 continue
             conn.start()

@@ -215,7 +215,7 @@ def test_a_wrong_or_missing_token_is_refused(make_server, connect) -> None:
 def test_a_full_server_says_so(make_server, connect) -> None:
     small = make_server(max_clients=1)
     connect("ada", server=small)
-    with pytest.raises(JoinRefused, match="the room is full \\(1 people\\)") as caught:
+    with pytest.raises(JoinRefused, match="the room is full \\(at most 1 at once\\)") as caught:
         connect("bob", server=small)
     assert caught.value.code == "server-full"
     assert isinstance(caught.value, ConnectionError)

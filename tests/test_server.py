@@ -224,7 +224,7 @@ def test_a_full_server_refuses_in_its_banner(make_server, raw) -> None:
     raw(small).line()
     assert (
         raw(small).closed()
-        == b"labchat/1 refused server-full: the room is full (1 people); try again later\n"
+        == b"labchat/1 refused server-full: the room is full (at most 1 at once); try again later\n"
     )
 
 
