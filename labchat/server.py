@@ -60,6 +60,12 @@ FLOOD_LIMIT = 200
 # Some platforms lack MSG_DONTWAIT; there every byte goes through the writer.
 _DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)
 
+# The kernel's send buffer for each client (Linux doubles the figure). Left to grow on
+# its own it reaches 4 MiB for a client that stops reading, so the outbox limit would
+# take many seconds to notice it; this bounds the kernel's share and costs a client
+# that keeps up nothing measurable (see docs/performance.md).
+SEND_BUFFER = 128 * 1024
+
 
 class _Drop(Exception):
     """Ends a connection; the message is the reason everyone is told.
@@ -226,6 +232,7 @@ class ChatServer:
                 time.sleep(0.05)
                 continue
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
             with self._conns_lock:
                 full = len(self._conns) >= self.max_clients
                 if not full:
