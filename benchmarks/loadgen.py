@@ -16,12 +16,14 @@ import selectors
 import socket
 import time
 from array import array
+from collections.abc import Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from . import wire
 
 CHUNK = 256 * 1024
+Counts = Sequence[int]  # deliveries each client has counted so far, in shared memory
 FLOOD_BATCH = 64  # frames the flooding sender writes per send
 
 
@@ -55,7 +57,7 @@ def _cpu() -> float:
 
 
 def room_worker(
-    pipe: Connection, engine_name: str, address: tuple[str, int], specs: list[Spec], counts
+    pipe: Connection, engine_name: str, address: tuple[str, int], specs: list[Spec], counts: Counts
 ) -> None:
     """Clients that join, send at a steady rate (if asked), and read everything delivered."""
     engine = wire.ENGINES[engine_name]()
@@ -203,7 +205,7 @@ def flood_worker(
     engine_name: str,
     address: tuple[str, int],
     index: int,
-    counts,
+    counts: Counts,
     watch: range,
     window: int,
 ) -> None:

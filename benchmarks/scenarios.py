@@ -195,7 +195,7 @@ def _slow_fate(engine: Engine, sock: socket.socket, leaves: list[tuple[str, str]
         sock.setblocking(False)
         ended = False
         try:
-            while sock.recv(wire.CHUNK if hasattr(wire, "CHUNK") else 65536):
+            while sock.recv(65536):
                 pass
             ended = True
         except BlockingIOError:
