@@ -107,7 +107,7 @@ def run_all(shape: Shape, rounds: int, only: list[str] | None) -> dict[str, dict
 
 def median_of(runs: list[dict], key: str) -> float | None:
     values = [r[key] for r in runs if isinstance(r.get(key), (int, float))]
-    return statistics.median(values) if values else None
+    return round(statistics.median(values), 3) if values else None
 
 
 # What the table shows for each scenario: (label, key, unit divisor, unit); lower is better
@@ -188,7 +188,7 @@ def main(argv: list[str] | None = None) -> int:
     lost = sum(r["lost"] for by_engine in results.values() for runs in by_engine.values() for r in runs)
     report = {
         "machine": machine(),
-        "command": "python -m benchmarks.fanout " + " ".join(argv if argv is not None else sys.argv[1:]),
+        "command": " ".join(["python -m benchmarks.fanout", *(argv if argv is not None else sys.argv[1:])]),
         "smoke": args.smoke,
         "rounds": rounds,
         "seconds": round(time.monotonic() - started, 1),
