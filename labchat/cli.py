@@ -33,8 +33,8 @@ from .joining import (
     parse_address,
     token_from,
 )
+from .protocol import DEFAULT_PORT
 from .render import terminal
-from .server import DEFAULT_PORT
 from .serving import cmd_serve
 from .transcript import read_transcript
 

@@ -12,8 +12,6 @@ import threading
 import time
 from typing import TextIO
 
-from .room import QUIT_COMMANDS
-
 
 def use_color(stream: TextIO, *, disabled: bool = False) -> bool:
     """Colour only on a terminal, and never with ``--no-color`` or a non-empty ``NO_COLOR``."""
@@ -23,13 +21,6 @@ def use_color(stream: TextIO, *, disabled: bool = False) -> bool:
         return stream.isatty()
     except (AttributeError, ValueError):  # a closed or unusual stream
         return False
-
-
-def is_farewell(text: str) -> bool:
-    """True for a line the room answers by saying goodbye: ``bye``, ``/quit``, ``/exit``, ``/bye``."""
-    stripped = text.strip()
-    word = stripped.partition(" ")[0].lower()
-    return word in QUIT_COMMANDS or stripped.lower().rstrip("!. ") == "bye"
 
 
 class Pace:

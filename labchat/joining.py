@@ -19,9 +19,8 @@ from collections.abc import Callable
 
 from . import tls
 from .client import ChatClient, JoinRefused
-from .protocol import ProtocolError
+from .protocol import DEFAULT_PORT, ProtocolError
 from .render import safe
-from .server import DEFAULT_PORT
 
 # Exit statuses: 0 all went well (leaving the chat included), 2 a usage error (argparse's).
 FAILED = 1  # could not connect, lost the connection, could not listen, a file problem

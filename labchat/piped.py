@@ -17,8 +17,8 @@ import threading
 from typing import TextIO
 
 from .client import ChatClient, ConnectionClosed
-from .console import Pace, is_farewell
-from .protocol import Event
+from .console import Pace
+from .protocol import Event, is_farewell
 from .render import terminal
 
 # Markers the stdin reader and the event printer put in the main thread's queue.

@@ -21,6 +21,20 @@ from typing import Any
 PROTOCOL = "labchat/1"
 VERSION = 1
 
+# The port a labchat server listens on unless told otherwise.
+DEFAULT_PORT = 5050
+
+# The lines that end a chat, besides a plain "bye": every face and the room agree on them.
+QUIT_COMMANDS = frozenset({"/quit", "/exit", "/bye"})
+
+
+def is_farewell(text: str) -> bool:
+    """True for a line the room answers by saying goodbye: ``bye``, ``/quit``, ``/exit``, ``/bye``."""
+    stripped = text.strip()
+    word = stripped.partition(" ")[0].lower()
+    return word in QUIT_COMMANDS or stripped.lower().rstrip("!. ") == "bye"
+
+
 # A line longer than this is refused before any more of it is buffered.
 # 8 KiB holds any chat message (MAX_TEXT characters of up to 4 UTF-8 bytes
 # each) with room to spare, yet keeps a misbehaving peer's buffer small.
@@ -60,7 +74,8 @@ class Event:
 
     ``seq`` is the server's sequence number and ``time`` its clock (Unix
     seconds), so clients can order and render events. ``history`` marks events
-    replayed to a newcomer from before they joined.
+    replayed to a newcomer from before they joined. ``count`` is how many are in
+    the room, on a ``welcome`` (whose ``users`` is left empty in a big room).
     """
 
     kind: str
@@ -72,6 +87,7 @@ class Event:
     code: str = ""
     users: tuple[str, ...] = ()
     history: bool = False
+    count: int = 0
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -82,11 +98,16 @@ class Event:
 
 @dataclass(frozen=True, kw_only=True)
 class Hello:
-    """A program's first frame: who it is, and the room's token if it has one."""
+    """A program's first frame: who it is, the room's token if it has one.
+
+    ``since`` is the last ``seq`` a reconnecting client saw: the server replays
+    what it still holds after it, marked as history.
+    """
 
     nick: str
     token: str | None = None
     version: int = VERSION
+    since: int | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,6 +132,8 @@ def encode(item: Event | Hello | Say) -> bytes:
         data = {"type": "hello", "nick": item.nick, "version": item.version}
         if item.token is not None:
             data["token"] = item.token
+        if item.since is not None:
+            data["since"] = item.since
     elif isinstance(item, Say):
         data = {"type": "say", "text": item.text}
     else:
@@ -169,7 +192,10 @@ def decode_frame(line: bytes) -> Frame:
             raise ProtocolError("bad-frame", "hello needs a 'nick'")
         token = _field(data, "token", str, None)
         version = _field(data, "version", int, VERSION)
-        return Hello(nick=nick, token=token, version=version)
+        since = _field(data, "since", int, None)
+        if since is not None and since < 0:
+            raise ProtocolError("bad-frame", "field 'since' must not be negative")
+        return Hello(nick=nick, token=token, version=version, since=since)
     if kind == "say":
         return Say(text=_field(data, "text", str, ""))
     raise ProtocolError("bad-frame", f"unknown frame type {kind!r}")
@@ -192,6 +218,7 @@ def decode_event(line: bytes) -> Event:
             code=str(data.get("code", "")),
             users=tuple(str(u) for u in data.get("users", ())),
             history=bool(data.get("history", False)),
+            count=int(data.get("count", 0)),
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError("bad-frame", f"malformed {kind} event: {exc}") from None

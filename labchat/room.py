@@ -17,12 +17,11 @@ from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from .bot import Greeter
-from .protocol import MAX_TEXT, Event
-from .render import safe
+from .protocol import MAX_TEXT, QUIT_COMMANDS, Event
+from .text import safe
 
 MAX_NICK = 20
 RESERVED = frozenset({"server", "system", "admin", "labchat", "you"})
-QUIT_COMMANDS = frozenset({"/quit", "/exit", "/bye"})
 
 HELP = (
     "/who                 who is here",
@@ -125,7 +124,7 @@ class Room:
 
     # -- requests -------------------------------------------------------------------
 
-    def join(self, member: Hashable, nick: str) -> list[Delivery]:
+    def join(self, member: Hashable, nick: str, since: int | None = None) -> list[Delivery]:
         """Add a member; RoomError if the nick is invalid or taken."""
         nick = check_nick(nick)
         with self._lock:

@@ -31,6 +31,7 @@ from typing import IO
 
 from .bot import Greeter
 from .protocol import (
+    DEFAULT_PORT,
     MAX_LINE,
     PROTOCOL,
     VERSION,
@@ -48,8 +49,6 @@ from .render import plain, safe
 from .room import MAX_NICK, Delivery, Room, RoomError
 
 log = logging.getLogger("labchat.server")
-
-DEFAULT_PORT = 5050
 
 # Kinds written to the transcript (private messages only when asked).
 TRANSCRIPT_KINDS = frozenset({"message", "action", "join", "leave", "nick", "bot"})
@@ -267,7 +266,7 @@ class ChatServer:
             if self._closing.is_set():
                 raise _Refused("closing", "the server is shutting down")
             try:
-                deliveries = self.room.join(conn, hello.nick)
+                deliveries = self.room.join(conn, hello.nick, since=hello.since)
             except RoomError as exc:
                 raise _Refused(exc.code, str(exc)) from None
             self._dispatch(deliveries)

@@ -23,8 +23,8 @@ from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.patch_stdout import StdoutProxy
 
 from .client import ChatClient, ConnectionClosed
-from .console import Pace, is_farewell
-from .protocol import Event
+from .console import Pace
+from .protocol import Event, is_farewell
 from .render import nick_colour, safe, terminal
 from .room import HELP
 
