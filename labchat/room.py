@@ -1,4 +1,4 @@
-"""The chat room: who is here, nick rules, commands and history, as pure logic.
+"""The chat room: who is here, commands, history and replay, as pure logic.
 
 Nothing in this module touches a socket or starts a thread. The server calls
 ``join``, ``say`` and ``leave`` with an opaque ``member`` key (it uses the
@@ -6,22 +6,46 @@ connection object) and gets back ``Delivery`` values: which event goes to
 whom. Every event is stamped here with the room's next sequence number and the
 time, so the order the room decides is the order everyone sees. A lock guards
 the state, so other threads may safely ask who is here.
+
+Nicks follow the rules of ``nicks.py`` and are unique by their skeleton, kept in
+a dictionary, so joining, renaming and ``/msg`` cost the same in a room of ten
+as in a room of ten thousand. The public events of the recent past are kept
+(boundedly) so that a client reconnecting with the last ``seq`` it saw catches up.
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 
 from .bot import Greeter
+from .nicks import MAX_NICK, RoomError, check_nick, skeleton
 from .protocol import MAX_TEXT, QUIT_COMMANDS, Event
 from .text import safe
 
-MAX_NICK = 20
+__all__ = [
+    "BIG_ROOM",
+    "HELP",
+    "MAX_NICK",
+    "RESERVED",
+    "Delivery",
+    "Outcome",
+    "Room",
+    "RoomError",
+    "check_nick",
+    "clean_text",
+]
+
 RESERVED = frozenset({"server", "system", "admin", "labchat", "you"})
+_RESERVED_SKELETONS = frozenset(skeleton(nick) for nick in RESERVED)
+
+# Past this many members a welcome gives the count, not the names: a list of hundreds
+# helps nobody on arrival and would make each join cost as much as the room is big.
+BIG_ROOM = 50
 
 HELP = (
     "/who                 who is here",
@@ -31,14 +55,6 @@ HELP = (
     "/help                this list",
     "bye or /quit         leave the chat",
 )
-
-
-class RoomError(Exception):
-    """A request the room refuses; ``code`` names the reason for programs."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True)
@@ -57,24 +73,6 @@ class Outcome:
     leaving: bool = False
 
 
-def check_nick(nick: str) -> str:
-    """The nick if it is acceptable; RoomError('nick-invalid') saying why if not."""
-    if not nick:
-        raise RoomError("nick-invalid", "a nick cannot be empty")
-    if len(nick) > MAX_NICK:
-        raise RoomError("nick-invalid", f"nick too long: {len(nick)} characters, limit {MAX_NICK}")
-    if not nick[0].isalpha():
-        raise RoomError("nick-invalid", f"nick {safe(nick)!r} must start with a letter")
-    bad = sorted({c for c in nick if not (c.isalnum() or c in "_-.")})
-    if bad:
-        shown = " ".join(repr(safe(c)) for c in bad)
-        raise RoomError(
-            "nick-invalid",
-            f"nick {safe(nick)!r} may hold only letters, digits, _ - . (not {shown})",
-        )
-    return nick
-
-
 def clean_text(text: str) -> str:
     """Chat text as the room keeps it: trimmed, controls neutralised, length checked."""
     text = safe(text.strip())
@@ -87,12 +85,18 @@ def clean_text(text: str) -> str:
 
 
 class Room:
-    """One chat room. Thread-safe; every method returns what to deliver."""
+    """One chat room. Thread-safe; every method returns what to deliver.
+
+    ``history`` is how many messages, actions and bot lines a newcomer is shown;
+    ``replay`` how many public events are kept for clients that come back with
+    the last ``seq`` they saw.
+    """
 
     def __init__(
         self,
         *,
         history: int = 20,
+        replay: int = 500,
         bot: Greeter | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
@@ -100,15 +104,32 @@ class Room:
         self._clock = clock
         self._lock = threading.Lock()
         self._members: dict[Hashable, str] = {}  # key -> nick, in joining order
+        self._by_skeleton: dict[str, Hashable] = {}  # skeleton(nick) -> key
         self._history: deque[Event] = deque(maxlen=history)
+        self._replay: deque[Event] = deque(maxlen=replay)
+        # The seqs of public events pushed out of the replay buffer, the latest ones only,
+        # and how many there were in all: enough to count what a late client missed.
+        self._gone: deque[int] = deque(maxlen=max(replay, 1))
+        self._gone_total = 0
         self._seq = 0
 
     # -- questions other threads may ask -------------------------------------------
+
+    @property
+    def seq(self) -> int:
+        """The last sequence number given out (0 before the first event)."""
+        with self._lock:
+            return self._seq
 
     def nicks(self) -> list[str]:
         """Who is here, in the order they joined."""
         with self._lock:
             return list(self._members.values())
+
+    @property
+    def size(self) -> int:
+        """How many are here (the bot not counted)."""
+        return len(self._members)
 
     def members(self) -> list[Hashable]:
         with self._lock:
@@ -125,28 +146,28 @@ class Room:
     # -- requests -------------------------------------------------------------------
 
     def join(self, member: Hashable, nick: str, since: int | None = None) -> list[Delivery]:
-        """Add a member; RoomError if the nick is invalid or taken."""
+        """Add a member; RoomError if the nick is invalid or taken.
+
+        A newcomer is shown the last ``history`` messages. A client coming back
+        passes ``since``, the last seq it saw, and is shown every public event
+        after it that the room still holds, after a ``history-gap`` notice if
+        some are no longer held. Either way replayed events are marked history.
+        """
         nick = check_nick(nick)
+        key = skeleton(nick)
         with self._lock:
-            self._check_free(nick)
+            if member in self._members:
+                raise RuntimeError("join() from a member who has already joined")
+            self._check_free(nick, key)
             self._members[member] = nick
-            users = tuple(self._members.values())
+            self._by_skeleton[key] = member
             you = (member,)
-            bot = f" {self.bot.nick} (a bot) is here too." if self.bot else ""
-            here = f"{len(users)} here: {', '.join(users)}."
-            out = [
-                Delivery(
-                    self._event(
-                        "welcome",
-                        sender=nick,
-                        users=users,
-                        text=f"Welcome, {nick}! {here}{bot} Type /help for commands, bye to leave.",
-                    ),
-                    you,
-                )
-            ]
-            out += [Delivery(_replayed(e), you) for e in self._history]
-            out.append(Delivery(self._event("join", sender=nick)))
+            out = [Delivery(self._welcome(nick), you)]
+            if since is None:
+                out += [Delivery(_replayed(e), you) for e in self._history]
+            else:
+                out += [Delivery(e, you) for e in self._catch_up(since)]
+            out.append(self._broadcast("join", sender=nick))
             if self.bot:
                 out += self._bot_says(self.bot.on_join(nick), keep=False)
             return out
@@ -154,10 +175,10 @@ class Room:
     def leave(self, member: Hashable, reason: str = "") -> list[Delivery]:
         """Remove a member (no-op if absent); everyone left is told."""
         with self._lock:
-            nick = self._members.pop(member, None)
+            nick = self._remove(member)
             if nick is None:
                 return []
-            out = [Delivery(self._event("leave", sender=nick, text=safe(reason)))]
+            out = [self._broadcast("leave", sender=nick, text=safe(reason))]
             if self.bot:
                 out += self._bot_says(self.bot.on_leave(nick), keep=False)
             return out
@@ -181,6 +202,45 @@ class Room:
                 )
 
     # -- inside the lock ------------------------------------------------------------
+
+    def _welcome(self, nick: str) -> Event:
+        count = len(self._members)
+        users = tuple(self._members.values()) if count <= BIG_ROOM else ()
+        here = f"{count} here: {', '.join(users)}." if users else f"{count} here."
+        bot = f" {self.bot.nick} (a bot) is here too." if self.bot else ""
+        return self._event(
+            "welcome",
+            sender=nick,
+            users=users,
+            count=count,
+            text=f"Welcome, {nick}! {here}{bot} Type /help for commands, bye to leave.",
+        )
+
+    def _catch_up(self, since: int) -> list[Event]:
+        """What a client that last saw ``since`` missed: a gap notice if need be, then the events."""
+        out = []
+        missed, exact = self._missed(since)
+        if missed:
+            many = f"{missed} earlier {'event was' if missed == 1 else 'events were'}"
+            text = f"{many if exact else 'At least ' + many} missed while you were away: too old to replay."
+            out.append(self._event("system", code="history-gap", text=text))
+        start = bisect_right(self._replay, since, key=lambda e: e.seq)
+        out += [_replayed(self._replay[i]) for i in range(start, len(self._replay))]
+        return out
+
+    def _missed(self, since: int) -> tuple[int, bool]:
+        """How many public events after ``since`` have left the replay buffer, and whether exactly."""
+        gone = self._gone
+        if not gone or gone[-1] <= since:
+            return 0, True
+        if since >= gone[0] or len(gone) == self._gone_total:
+            return len(gone) - bisect_right(gone, since), True
+        # Older ones were forgotten too; of those, the ones after ``since`` number at least
+        # all but ``since`` of them, and at most all of them or all seqs in between.
+        older = self._gone_total - len(gone)
+        least = len(gone) + max(0, older - since)
+        most = len(gone) + min(older, gone[0] - 1 - since)
+        return least, least == most
 
     def _say(self, member: Hashable, nick: str, text: str) -> Outcome:
         stripped = text.strip()
@@ -217,18 +277,18 @@ class Room:
         )
 
     def _message(self, kind: str, nick: str, text: str) -> Outcome:
-        event = self._event(kind, sender=nick, text=clean_text(text))
-        self._history.append(event)
-        out = [Delivery(event)]
+        delivery = self._broadcast(kind, sender=nick, text=clean_text(text))
+        self._history.append(delivery.event)
+        out = [delivery]
         if self.bot and kind == "message":
-            out += self._bot_says(self.bot.on_message(nick, event.text))
+            out += self._bot_says(self.bot.on_message(nick, delivery.event.text))
         return Outcome(out)
 
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
         farewell = clean_text(farewell)  # may refuse it: do so before the member is gone
         goodbye = Delivery(self._event("system", code="goodbye", text=f"Goodbye, {nick}!"), (member,))
-        del self._members[member]
-        out = [goodbye, Delivery(self._event("leave", sender=nick, text=farewell))]
+        self._remove(member)
+        out = [goodbye, self._broadcast("leave", sender=nick, text=farewell)]
         if self.bot:
             out += self._bot_says(self.bot.on_leave(nick), keep=False)
         return Outcome(out, leaving=True)
@@ -236,42 +296,67 @@ class Room:
     def _rename(self, member: Hashable, nick: str, new: str) -> Outcome:
         if not new:
             raise RoomError("usage", "usage: /nick NEW")
-        check_nick(new)
+        new = check_nick(new)
         if new == nick:
             return Outcome()
-        if new.casefold() != nick.casefold():
-            self._check_free(new)
+        old_key, new_key = skeleton(nick), skeleton(new)
+        if new_key != old_key:  # another case or look-alike of your own nick is yours
+            self._check_free(new, new_key)
+            del self._by_skeleton[old_key]
+            self._by_skeleton[new_key] = member
         self._members[member] = new
-        return Outcome([Delivery(self._event("nick", sender=nick, target=new))])
+        return Outcome([self._broadcast("nick", sender=nick, target=new)])
 
     def _private(self, member: Hashable, nick: str, rest: str) -> Outcome:
         target, _, text = rest.strip().partition(" ")
         if not target or not text.strip():
             raise RoomError("usage", "usage: /msg NICK TEXT")
-        key = next(
-            (k for k, n in self._members.items() if n.casefold() == target.casefold()),
-            None,
-        )
+        key = self._by_skeleton.get(skeleton(target))
         if key is None:
             raise RoomError("no-such-nick", f"nobody called {safe(target)!r} is here; try /who")
         event = self._event("private", sender=nick, target=self._members[key], text=clean_text(text))
         return Outcome([Delivery(event, (member,) if key == member else (member, key))])
 
-    def _check_free(self, nick: str) -> None:
-        folded = nick.casefold()
-        if folded in RESERVED or (self.bot and folded == self.bot.nick.casefold()):
-            raise RoomError("nick-taken", f"the nick {nick!r} is reserved; please pick another")
-        if any(n.casefold() == folded for n in self._members.values()):
-            raise RoomError("nick-taken", f"the nick {nick!r} is taken; please pick another")
+    def _check_free(self, nick: str, key: str) -> None:
+        """RoomError('nick-taken') if ``nick`` is reserved or looks like one already here."""
+        if key in _RESERVED_SKELETONS or (self.bot and key == skeleton(self.bot.nick)):
+            raise RoomError("nick-taken", f"the nick {safe(nick)!r} is reserved; please pick another")
+        holder = self._by_skeleton.get(key)
+        if holder is None:
+            return
+        theirs = self._members[holder]
+        if theirs.casefold() == nick.casefold():
+            raise RoomError("nick-taken", f"the nick {safe(nick)!r} is taken; please pick another")
+        raise RoomError(
+            "nick-taken",
+            f"the nick {safe(nick)!r} is taken: it looks like {safe(theirs)!r}, who is here; "
+            "please pick another",
+        )
+
+    def _remove(self, member: Hashable) -> str | None:
+        nick = self._members.pop(member, None)
+        if nick is not None:
+            del self._by_skeleton[skeleton(nick)]
+        return nick
+
+    def _broadcast(self, kind: str, **fields) -> Delivery:
+        """A public event for everyone, kept for replay."""
+        event = self._event(kind, **fields)
+        replay = self._replay
+        if len(replay) == replay.maxlen:  # the oldest is about to go (at once, if maxlen is 0)
+            self._gone.append(replay[0].seq if replay else event.seq)
+            self._gone_total += 1
+        replay.append(event)
+        return Delivery(event)
 
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
         out = []
         for line in lines:
-            event = self._event("bot", sender=self.bot.nick, text=line)
+            delivery = self._broadcast("bot", sender=self.bot.nick, text=line)
             if keep:
-                self._history.append(event)
-            out.append(Delivery(event))
+                self._history.append(delivery.event)
+            out.append(delivery)
         return out
 
     def _event(self, kind: str, **fields) -> Event:

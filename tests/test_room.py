@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
+from collections.abc import Callable
 
 import pytest
 
+import labchat
 from labchat.bot import Greeter
 from labchat.protocol import MAX_TEXT, Event
-from labchat.room import MAX_NICK, Delivery, Room, RoomError, check_nick
+from labchat.room import BIG_ROOM, MAX_NICK, Delivery, Room, RoomError, check_nick
 
 
 def quiet_room(**kwargs: object) -> Room:
@@ -40,7 +44,7 @@ def say(room: Room, member: str, text: str) -> list[Delivery]:
 # -- nicks --------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("nick", ["ada", "Bob_2", "li.wei", "zoë", "Ωmega", "x" * MAX_NICK, "a-b"])
+@pytest.mark.parametrize("nick", ["ada", "Bob_2", "li.wei", "zoë", "Ωμέγα", "x" * MAX_NICK, "a-b"])
 def test_good_nicks(nick: str) -> None:
     assert check_nick(nick) == nick
 
@@ -75,16 +79,66 @@ def test_a_nick_is_unique_whatever_its_case(room: Room) -> None:
     assert room.nicks() == ["ada", "bob"]
 
 
-@pytest.mark.parametrize("nick", ["server", "System", "ADMIN", "labchat", "you"])
+@pytest.mark.parametrize(
+    "nick",
+    [
+        "ａｄａ",  # fullwidth
+        "𝐚𝐝𝐚",  # mathematical bold
+        "аԁа",  # Cyrillic, every letter
+        "ᴀda",  # a small capital
+        "Ada",
+    ],
+)
+def test_a_look_alike_of_a_nick_here_is_taken(room: Room, nick: str) -> None:
+    with pytest.raises(RoomError) as caught:
+        room.join("c", nick)
+    assert caught.value.code == "nick-taken"
+    assert f"the nick {nick!r} is taken" in str(caught.value)
+    if nick != "Ada":
+        assert "it looks like 'ada', who is here" in str(caught.value)
+    assert room.nicks() == ["ada", "bob"]
+
+
+@pytest.mark.parametrize(
+    ("nick", "code"),
+    [
+        ("аda", "nick-invalid"),  # one Cyrillic letter among Latin ones
+        ("bοb", "nick-invalid"),  # a Greek omicron
+        ("ada\u200d", "nick-invalid"),  # a zero-width joiner
+        ("ada\u202e", "nick-invalid"),  # a right-to-left override
+        ("ada\u0336", "nick-invalid"),  # a combining stroke
+        ("b0b", "nick-taken"),  # a zero for an o
+        ("b0B", "nick-taken"),
+    ],
+)
+def test_impostors_are_refused_with_a_reason(room: Room, nick: str, code: str) -> None:
+    with pytest.raises(RoomError) as caught:
+        room.join("c", nick)
+    assert caught.value.code == code and str(caught.value).isprintable()
+    assert room.nicks() == ["ada", "bob"]
+
+
+@pytest.mark.parametrize(
+    "nick", ["server", "System", "ADMIN", "labchat", "you", "adm1n", "ｓｅｒｖｅｒ", "ѕуѕтем"]
+)
 def test_reserved_nicks_are_refused(nick: str) -> None:
     with pytest.raises(RoomError, match="reserved"):
         quiet_room().join("a", nick)
 
 
 def test_the_bots_nick_is_taken_only_while_there_is_a_bot() -> None:
-    with pytest.raises(RoomError, match="reserved"):
-        quiet_room(bot=Greeter()).join("a", "Greeter")
+    for nick in ("Greeter", "gr𝐞eter", "GREETER"):
+        with pytest.raises(RoomError, match="reserved"):
+            quiet_room(bot=Greeter()).join("a", nick)
     quiet_room().join("a", "greeter")
+
+
+def test_a_nick_and_its_look_alikes_are_free_again_once_it_goes(room: Room) -> None:
+    say(room, "a", "/nick ada2")
+    room.join("c", "ＡＤＡ")
+    room.leave("b")
+    room.join("d", "b0b")
+    assert room.nicks() == ["ada2", "ＡＤＡ", "b0b"]
 
 
 # -- joining and leaving ------------------------------------------------------------------
@@ -101,6 +155,70 @@ def test_a_newcomer_is_welcomed_and_everyone_sees_the_join() -> None:
     assert "Welcome, bob! 2 here: ada, bob." in welcome.text
     assert kinds(seen_by(out, "a", everyone)) == ["join"]
     assert kinds(seen_by(out, "b", everyone)) == ["welcome", "join"]
+
+
+def test_the_welcome_counts_and_lists_a_small_room() -> None:
+    room = quiet_room()
+    for n in range(BIG_ROOM - 1):
+        room.join(n, f"m{n}")
+    welcome = room.join("last", "last")[0].event
+    assert welcome.count == BIG_ROOM and len(welcome.users) == BIG_ROOM
+    assert f"{BIG_ROOM} here: m0, m1, " in welcome.text and welcome.text.count(",") >= BIG_ROOM - 1
+
+
+def test_a_big_rooms_welcome_gives_the_count_not_the_names() -> None:
+    room = quiet_room(bot=Greeter())
+    for n in range(BIG_ROOM):
+        room.join(n, f"m{n}")
+    welcome = room.join("ada", "ada")[0].event
+    assert (welcome.kind, welcome.count, welcome.users) == ("welcome", BIG_ROOM + 1, ())
+    assert welcome.text.startswith(f"Welcome, ada! {BIG_ROOM + 1} here. greeter (a bot) is here too.")
+    assert "m0" not in welcome.text
+    (who,) = say(room, "ada", "/who")
+    assert len(who.event.users) == BIG_ROOM + 1 and who.event.users[-1] == "ada"
+
+
+def _lines_run(call: Callable[[], object]) -> int:
+    """How many lines of labchat's own code ``call`` runs: the work done, counted, not timed."""
+    package = os.path.dirname(labchat.__file__)
+    count = 0
+
+    def local(frame, event, arg):  # noqa: ANN001, ANN202
+        nonlocal count
+        count += event == "line"
+        return local
+
+    def tracer(frame, event, arg):  # noqa: ANN001, ANN202
+        return local if frame.f_code.co_filename.startswith(package) else None
+
+    before = sys.gettrace()
+    sys.settrace(tracer)
+    try:
+        call()
+    finally:
+        sys.settrace(before)
+    return count
+
+
+def test_joining_renaming_and_whispering_cost_the_same_in_a_room_of_ten_thousand() -> None:
+    small, big = quiet_room(replay=BIG_ROOM), quiet_room(replay=BIG_ROOM)  # both buffers full
+    for n in range(BIG_ROOM + 10):
+        small.join(n, f"m{n:05d}")
+    for n in range(10_000):
+        big.join(n, f"m{n:05d}")
+    assert len(big.nicks()) == 10_000
+
+    def costs(room: Room, newcomer: str) -> list[int]:
+        return [
+            _lines_run(lambda: room.join(newcomer, newcomer)),
+            _lines_run(lambda: room.say(newcomer, "/nick q" + newcomer[1:])),
+            _lines_run(lambda: room.say(0, "/msg Q" + newcomer[1:] + " hi")),
+            _lines_run(lambda: room.leave(0)),
+        ]
+
+    assert costs(small, "z00042") == costs(big, "z00042")
+    with pytest.raises(RoomError, match="taken"):
+        big.join("late", "M09999")
 
 
 def test_leaving_tells_everyone_and_frees_the_nick(room: Room) -> None:
@@ -208,6 +326,15 @@ def test_nick_changes_are_announced_and_checked(room: Room) -> None:
     assert say(room, "a", "/nick ADA2")[0].event.target == "ADA2"  # a new case is allowed
 
 
+def test_renaming_to_a_look_alike_of_your_own_nick_is_allowed(room: Room) -> None:
+    assert say(room, "b", "/nick b0b")[0].event.target == "b0b"
+    assert say(room, "b", "/nick ｂｏｂ")[0].event.target == "ｂｏｂ"
+    assert say(room, "a", "/nick BOB")[0].event.code == "nick-taken"  # still bob's, whatever it looks like
+    assert say(room, "a", "/nick ｂ0ｂ")[0].event.code == "nick-taken"
+    with pytest.raises(RoomError, match="taken"):
+        room.join("c", "bob")
+
+
 def test_a_private_message_reaches_only_the_two(room: Room) -> None:
     room.join("c", "cy")
     (delivery,) = say(room, "a", "/msg BOB meet at noon")
@@ -216,6 +343,14 @@ def test_a_private_message_reaches_only_the_two(room: Room) -> None:
     assert delivery.to == ("a", "b")
     assert say(room, "a", "/msg ada note to self")[0].to == ("a",)
     assert "cy" in room.nicks()
+
+
+def test_a_private_message_finds_its_reader_by_what_the_nick_looks_like(room: Room) -> None:
+    (delivery,) = say(room, "a", "/msg ＢＯＢ psst")
+    assert delivery.to == ("a", "b") and delivery.event.target == "bob"
+    say(room, "b", "/nick robert")
+    assert say(room, "a", "/msg bob psst")[0].event.code == "no-such-nick"
+    assert say(room, "a", "/msg r0bert psst")[0].to == ("a", "b")
 
 
 @pytest.mark.parametrize(
