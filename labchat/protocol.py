@@ -231,21 +231,30 @@ class Decoder:
     iterate to take the complete lines (without ``\\n`` or a trailing ``\\r``).
     At most ``max_line`` bytes are ever buffered for an unfinished line. A line
     that is too long is reported, in its place among the lines, by iteration
-    raising ProtocolError('line-too-long'); the decoder then takes no more.
+    raising ProtocolError('line-too-long'). Then, by default, the decoder takes
+    no more; with ``skip_long=True`` it drops the rest of that line and goes on
+    with the next one, so one oversized paste costs one error, not the connection.
     """
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    def __init__(self, max_line: int = MAX_LINE, *, skip_long: bool = False) -> None:
         if max_line < 1:
             raise ValueError("max_line must be positive")
         self.max_line = max_line
+        self.skip_long = skip_long
         self._buffer = bytearray()
         self._lines: deque[bytes | ProtocolError] = deque()
+        self._skipping = False  # inside a line already reported too long
         self.closed = False
 
     @property
     def buffered(self) -> int:
         """Bytes held for a line not yet complete."""
         return len(self._buffer)
+
+    @property
+    def ready(self) -> int:
+        """Complete lines (and errors) waiting to be taken."""
+        return len(self._lines)
 
     def feed(self, data: bytes) -> None:
         """Take the bytes ``recv`` returned; ``b""`` means end of stream."""
@@ -258,18 +267,27 @@ class Decoder:
             self._buffer.clear()
             return
         start = 0
+        if self._skipping:
+            start = data.find(b"\n") + 1
+            if not start:
+                return
+            self._skipping = False
         while (end := data.find(b"\n", start)) >= 0:
             size = len(self._buffer) + end - start
             if size > self.max_line:
-                return self._too_long(f"{size} bytes")
-            if self._buffer:
+                self._too_long(f"{size} bytes")
+                if self.closed:
+                    return
+                self._skipping = False  # that line ends here
+            elif self._buffer:
                 self._push(bytes(self._buffer) + data[start:end])
                 self._buffer.clear()
             else:
                 self._push(data[start:end])
             start = end + 1
         if len(self._buffer) + len(data) - start > self.max_line:
-            return self._too_long(f"over {self.max_line} bytes with no newline")
+            self._too_long(f"over {self.max_line} bytes with no newline")
+            return
         self._buffer += data[start:]
 
     def _push(self, line: bytes) -> None:
@@ -277,9 +295,21 @@ class Decoder:
 
     def _too_long(self, size: str) -> None:
         self._buffer.clear()
-        self.closed = True
+        if self.skip_long:
+            self._skipping = True
+        else:
+            self.closed = True
         message = f"line too long: {size}, limit {self.max_line}"
         self._lines.append(ProtocolError("line-too-long", message))
+
+    def next_line(self) -> bytes | None:
+        """The next complete line, or None until more is fed; raises a too-long line's error."""
+        if not self._lines:
+            return None
+        item = self._lines.popleft()
+        if isinstance(item, ProtocolError):
+            raise item
+        return item
 
     def __iter__(self) -> Iterator[bytes]:
         while self._lines:

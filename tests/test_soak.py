@@ -17,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from labchat import ChatClient, ChatServer, Event
+from labchat import ChatClient, Event
 
 pytestmark = pytest.mark.slow
 
@@ -60,10 +60,10 @@ def run_in_threads(work: Callable[[int], None], items: int, threads: int) -> Non
         raise failures[0]
 
 
-def test_200_clients_chatting_at_once_each_get_every_message_once_in_the_servers_order() -> None:
+def test_200_clients_chatting_at_once_each_get_every_message_once_in_the_servers_order(engine) -> None:
     clients_count, per_client = 200, 10
     total = clients_count * per_client
-    with ChatServer(port=0, bot=False, rate=None, max_clients=clients_count + 10, history=0) as server:
+    with engine(port=0, bot=False, rate=None, max_clients=clients_count + 10, history=0) as server:
         clients = [ChatClient(*server.address, nick=f"c{i:03d}") for i in range(clients_count)]
         last = clients[-1].nick
         for client in clients[:-1]:  # everyone is in before anyone speaks
@@ -159,13 +159,13 @@ def _cycle(address: tuple[str, int], n: int) -> None:
         _reset(sock)
 
 
-def test_1000_connect_hello_disconnect_cycles_leave_no_thread_or_descriptor_behind() -> None:
-    with ChatServer(port=0, bot=False, rate=None, max_clients=300, hello_timeout=10) as server:
+def test_1000_connect_hello_disconnect_cycles_leave_no_thread_or_descriptor_behind(engine) -> None:
+    with engine(port=0, bot=False, rate=None, max_clients=300, hello_timeout=10) as server:
         address = server.address
         with ChatClient(*address, nick="sentinel") as sentinel:
             for n in range(12):  # warm up: anything created once and kept is not a leak
                 _cycle(address, n)
-            assert wait_until(lambda: server.users() == ["sentinel"] and len(server._conns) == 1, 10)
+            assert wait_until(lambda: server.users() == ["sentinel"] and len(server.connections()) == 1, 10)
             threads, fds = labchat_threads(), open_fds()
 
             started = time.monotonic()

@@ -18,7 +18,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from labchat import ChatClient, ChatServer
+from labchat import ChatClient
 from labchat.protocol import Event
 from labchat.transcript import format_event, read_transcript, replay, replay_lines
 
@@ -30,10 +30,10 @@ def said(client: ChatClient, text: str, sender: str | None = None) -> Event:
     )
 
 
-def test_the_transcript_holds_the_rooms_public_life_as_json_lines(tmp_path: Path) -> None:
+def test_the_transcript_holds_the_rooms_public_life_as_json_lines(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     with (
-        ChatServer(port=0, log=log) as server,
+        engine(port=0, log=log) as server,
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="bob") as bob,
     ):
@@ -56,10 +56,10 @@ def test_the_transcript_holds_the_rooms_public_life_as_json_lines(tmp_path: Path
     assert [(e.sender, e.target) for e in read_transcript(log) if e.kind == "nick"] == [("ada", "ada2")]
 
 
-def test_private_messages_are_kept_only_when_asked(tmp_path: Path) -> None:
+def test_private_messages_are_kept_only_when_asked(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     with (
-        ChatServer(port=0, bot=False, log=log, log_private=True) as server,
+        engine(port=0, bot=False, log=log, log_private=True) as server,
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="bob") as bob,
     ):
@@ -69,10 +69,10 @@ def test_private_messages_are_kept_only_when_asked(tmp_path: Path) -> None:
     assert (private.sender, private.target, private.text) == ("ada", "bob", "see me after class")
 
 
-def test_each_event_is_on_disk_before_anyone_sees_it(tmp_path: Path) -> None:
+def test_each_event_is_on_disk_before_anyone_sees_it(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     with (
-        ChatServer(port=0, bot=False, log=log) as server,
+        engine(port=0, bot=False, log=log) as server,
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="bob") as bob,
     ):
@@ -120,11 +120,11 @@ def test_a_crash_loses_nothing_anyone_saw_and_a_torn_line_is_skipped(tmp_path: P
     assert len(list(replay(log))) == len(events)
 
 
-def test_runs_append_to_one_file_and_replay_marks_each_restart(tmp_path: Path) -> None:
+def test_runs_append_to_one_file_and_replay_marks_each_restart(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     for day in ("monday", "tuesday"):
         with (
-            ChatServer(port=0, bot=False, log=log) as server,
+            engine(port=0, bot=False, log=log) as server,
             ChatClient(*server.address, nick="ada") as ada,
         ):
             ada.send(f"good {day}")
@@ -144,10 +144,10 @@ def test_runs_append_to_one_file_and_replay_marks_each_restart(tmp_path: Path) -
     assert len(stamp) == 19 and stamp[4] == "-" and stamp[13] == ":"  # 2026-11-25 21:30:05
 
 
-def test_reading_a_transcript_never_lets_escapes_act_on_the_terminal(tmp_path: Path) -> None:
+def test_reading_a_transcript_never_lets_escapes_act_on_the_terminal(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     with (
-        ChatServer(port=0, bot=False, log=log) as server,
+        engine(port=0, bot=False, log=log) as server,
         ChatClient(*server.address, nick="mal") as mal,
     ):
         mal.send("\x1b[2J\x1b[31mred alert\x07")
@@ -171,9 +171,9 @@ def test_reading_a_transcript_never_lets_escapes_act_on_the_terminal(tmp_path: P
     assert b"\xc2\x9b" not in result.stdout
 
 
-def test_the_log_may_be_an_open_file_that_the_server_leaves_open() -> None:
+def test_the_log_may_be_an_open_file_that_the_server_leaves_open(engine) -> None:
     out = io.StringIO()
-    with ChatServer(port=0, bot=False, log=out) as server, ChatClient(*server.address, nick="ada") as ada:
+    with engine(port=0, bot=False, log=out) as server, ChatClient(*server.address, nick="ada") as ada:
         ada.send("into a notebook variable")
         said(ada, "notebook")
     assert not out.closed
@@ -181,10 +181,10 @@ def test_the_log_may_be_an_open_file_that_the_server_leaves_open() -> None:
     assert [r.get("text") for r in rows if r["type"] == "message"] == ["into a notebook variable"]
 
 
-def test_a_full_disk_stops_the_transcript_not_the_room(caplog) -> None:
+def test_a_full_disk_stops_the_transcript_not_the_room(engine, caplog) -> None:
     caplog.set_level(logging.WARNING, logger="labchat")
     with (
-        ChatServer(port=0, bot=False, log="/dev/full") as server,  # every write: "No space left on device"
+        engine(port=0, bot=False, log="/dev/full") as server,  # every write: "No space left on device"
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="bob") as bob,
     ):

@@ -1,0 +1,311 @@
+"""What every chat server shares, whatever way it waits: keywords, the room, admission, shutdown.
+
+An engine subclasses ``ChatServerCore`` and fills in four methods: how it
+starts serving (``_serve``), how it sends a session's queued bytes
+(``engine_flush``), how it cuts a connection (``engine_abort``), and how it
+stops (``_stop_serving``). Everything a client can observe (limits, pacing,
+order, errors, endings) lives in the session, the hub and the room, which
+both engines share, so the two differ in one place: how they wait.
+
+``with Server(port=0) as server:`` listens when the block starts; leaving it
+stops accepting, tells every client, closes every socket and joins every thread.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import logging
+import socket
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from ..bot import Greeter
+from ..protocol import DEFAULT_PORT, MAX_LINE, PROTOCOL, Event
+from ..room import MAX_NICK, Room
+from ..text import safe
+from . import limits
+from .bus import Bus
+from .fanout import Hub
+from .record import Transcript
+from .session import Session
+
+log = logging.getLogger("labchat.server")
+
+
+@dataclass(frozen=True)
+class Connection:
+    """One connection as ``ChatServer.connections()`` reports it (a snapshot)."""
+
+    nick: str | None  # None until it has joined
+    address: str
+    mode: str  # "json" for programs, "text" for a person on netcat
+    since: float  # when it connected (Unix seconds)
+    received: int  # bytes received from it
+    sent: int  # bytes sent to it
+    messages_in: int  # lines it sent
+    messages_out: int  # events queued for it
+    queued: int  # bytes waiting for it
+
+
+class ChatServerCore:
+    """A chat room on a TCP port; every limit is a keyword (see ``docs/security.md``).
+
+    - ``token``: clients must present it to join (compared in constant time).
+    - ``bot``: True for the default greeter, False/None for none, or a Greeter.
+    - ``history``: how many recent messages a newcomer is shown.
+    - ``replay``: how many recent events are kept for a client that reconnects.
+    - ``max_clients``: members of the room at once; a connection past it is refused.
+    - ``max_pending``: connections that have not joined yet, across all addresses.
+    - ``rate``/``burst``: each client may send ``burst`` lines at once and ``rate``
+      a second after that; faster senders are paced (read more slowly), never
+      dropped. ``rate=None`` switches it off.
+    - ``outbox_limit``: bytes queued for one client before it is cut off.
+    - ``stall_timeout``: seconds a client may leave its bytes unread before it is cut off.
+    - ``hello_timeout``: seconds a new connection has to say who it is.
+    - ``ssl_context``: a server-side ``ssl.SSLContext`` to speak TLS.
+    - ``log``: a path or text file for a JSON Lines transcript of the room.
+    - ``bus``: how the room's broadcasts travel (in-process unless given).
+    - ``clock``: the monotonic clock every deadline is measured on.
+    """
+
+    engine = "core"
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        token: str | None = None,
+        bot: bool | Greeter | None = True,
+        history: int = 20,
+        replay: int = 500,
+        max_clients: int = 100,
+        max_pending: int = limits.MAX_PENDING,
+        max_line: int = MAX_LINE,
+        rate: float | None = 5.0,
+        burst: int = 20,
+        outbox_limit: int = limits.OUTBOX_LIMIT,
+        stall_timeout: float = limits.STALL_TIMEOUT,
+        hello_timeout: float = 30.0,
+        ssl_context: ssl.SSLContext | None = None,
+        log: str | Path | IO[str] | None = None,
+        log_private: bool = False,
+        bus: Bus | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.token = token or None
+        self.max_clients = max_clients
+        self.max_line = max_line
+        self.max_nick = MAX_NICK
+        self.rate = rate
+        self.burst = burst
+        self.outbox_limit = outbox_limit
+        self.stall_timeout = stall_timeout
+        self.hello_timeout = hello_timeout
+        self.ssl_context = ssl_context
+        self.log_private = log_private
+        self.clock = clock
+        greeter = Greeter() if bot is True else (bot or None)
+        self.room = Room(history=history, replay=replay, bot=greeter)
+        self.pending = limits.PendingBudget(max_pending)
+        self._bus = bus
+        self._log_target = log
+        self.hub: Hub | None = None
+        self._listener: socket.socket | None = None
+        self._sessions: set[Session] = set()
+        self._sessions_lock = threading.Lock()
+        self._numbers = iter(range(1, 1 << 62))
+        self._closing = threading.Event()
+        self._closed = threading.Event()
+        self._bound: tuple[str, int] | None = None
+
+    # -- what anyone may ask --------------------------------------------------------------
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """(host, port) actually bound; the real port when you asked for port 0."""
+        if self._bound is None:
+            raise RuntimeError("the server is not started")
+        return self._bound
+
+    @property
+    def running(self) -> bool:
+        return self._listener is not None and not self._closing.is_set()
+
+    def users(self) -> list[str]:
+        """Nicks in the room, in joining order."""
+        return self.room.nicks()
+
+    def connections(self) -> list[Connection]:
+        """One snapshot per open connection, joined or not, oldest first."""
+        with self._sessions_lock:
+            sessions = sorted(self._sessions, key=lambda s: s.number)
+        return [Connection(**s.figures()) for s in sessions]
+
+    def __repr__(self) -> str:
+        if self._bound is None:
+            where = "not started"
+        else:
+            where = "{}:{}".format(*self._bound) + (", closed" if self._closed.is_set() else "")
+        return f"<{type(self).__name__} {where}, {len(self.users())} in the room>"
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def start(self) -> ChatServerCore:
+        """Bind, listen and start serving in the background."""
+        if self._listener is not None:
+            raise RuntimeError("the server is already started")
+        listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            listener.bind((self.host, self.port))
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
+        transcript = None
+        if self._log_target is not None:
+            transcript = Transcript(self._log_target, private=self.log_private)
+        self.hub = Hub(
+            self.room,
+            max_clients=self.max_clients,
+            soft_outbox=min(limits.SOFT_OUTBOX, self.outbox_limit // 4),
+            clock=self.clock,
+            flush=self.engine_flush,
+            bus=self._bus,
+            transcript=transcript,
+        )
+        self._listener = listener
+        self._bound = listener.getsockname()[:2]
+        self._serve(listener)
+        host, port = self._bound
+        log.info("listening on %s:%d (%s engine)", host, port, self.engine)
+        if self.token is None and not ipaddress.ip_address(host.split("%")[0]).is_loopback:
+            log.warning(
+                "listening on %s:%d with no token: anyone who can reach this machine on the network "
+                "can join the room, read every message and post under any free nick; set a token "
+                "(ChatServer(token=...), labchat serve --token or LABCHAT_TOKEN) to keep strangers out",
+                host,
+                port,
+            )
+        return self
+
+    def close(self, reason: str = "the server is shutting down") -> None:
+        """Stop accepting, tell every client, close every socket, join every thread."""
+        if self._listener is None or self._closing.is_set():
+            return
+        self._closing.set()
+        self._stop_accepting()
+        hub = self.hub
+        with hub.delivering():
+            hub.closing = True
+        with self._sessions_lock:
+            sessions = list(self._sessions)
+        notice = Event(kind="system", text=safe(reason), time=round(time.time(), 3))
+        hub.broadcast(notice, [s for s in sessions if s.conversation.state.value != "banner"])
+        for session in sessions:
+            session.end(reason)
+        deadline = time.monotonic() + limits.LINGER
+        for session in sessions:
+            session.drained.wait(max(0.0, deadline - time.monotonic()))
+        for session in sessions:
+            self.engine_abort(session)
+        self._stop_serving()
+        self._listener.close()
+        if hub.transcript is not None:
+            hub.transcript.close()
+        self._closed.set()
+        log.info("closed")
+
+    def __enter__(self) -> ChatServerCore:
+        if self._listener is None:
+            self.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- for the engines ----------------------------------------------------------------------
+
+    def admit(self, sock: socket.socket, address: tuple) -> Session | None:
+        """A new connection's session, or None when it was refused (and closed) at the door."""
+        try:
+            limits.tune(sock)
+        except OSError:  # reset before we could even set it up
+            sock.close()
+            return None
+        if self.room.size >= self.max_clients:
+            log.warning("%s refused: the room is full (%d members)", address[0], self.max_clients)
+            _refuse_at_door(
+                sock, "server-full", f"the room is full (at most {self.max_clients} at once); try again later"
+            )
+            return None
+        session = Session(self, address, next(self._numbers))
+        with self._sessions_lock:
+            self._sessions.add(session)
+        victim = self.pending.admit(session, session.host)
+        if victim is not None:
+            log.warning("%s: too many connections waiting to join; the oldest from %s gives way", *(
+                session.where, victim.host))
+            victim.refuse("busy", "too many connections are waiting to join; try again in a moment")
+        return session
+
+    def forget(self, session: Session) -> None:
+        """The engine has closed this session's socket."""
+        session.ended = True
+        self.pending.remove(session, session.host)
+        with self._sessions_lock:
+            self._sessions.discard(session)
+
+    def forget_pending(self, session: Session) -> None:
+        self.pending.remove(session, session.host)
+
+    def join(self, session: Session, hello) -> None:
+        self.hub.join(session, hello)
+        self.pending.remove(session, session.host)
+        self.joined(session)
+
+    def joined(self, session: Session) -> None:
+        """An engine's hook: the session is in the room."""
+
+    def token_matches(self, token: str | None) -> bool:
+        return hmac.compare_digest((token or "").encode("utf-8"), (self.token or "").encode("utf-8"))
+
+    def banner_note(self, greeting: str) -> str:
+        return greeting
+
+    # -- what an engine provides ----------------------------------------------------------------
+
+    def _serve(self, listener: socket.socket) -> None:
+        raise NotImplementedError
+
+    def _stop_accepting(self) -> None:
+        raise NotImplementedError
+
+    def _stop_serving(self) -> None:
+        raise NotImplementedError
+
+    def engine_flush(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def engine_abort(self, session: Session) -> None:
+        raise NotImplementedError
+
+
+def _refuse_at_door(sock: socket.socket, code: str, text: str) -> None:
+    """Say why in a banner line a person or a program can read, then hang up (never blocks)."""
+    try:
+        sock.send(f"{PROTOCOL} refused {code}: {text}\n".encode())
+        sock.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+    finally:
+        sock.close()

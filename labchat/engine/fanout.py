@@ -1,0 +1,195 @@
+"""Fan-out: the room decides, the bus carries, each recipient's outbox takes the bytes.
+
+The ``Hub`` holds the delivery lock. Under it a request goes to the room, the
+room's deliveries go through the bus (in-process by default; see
+``docs/backplane.md``) and come back to ``deliver``, which encodes each event
+once per mode and queues it for every recipient in the room's order. No socket
+call and no disk write happens under the lock: the transcript's lines, the
+sessions to flush and the ones to cut off are collected, and acted on in that
+order once it is let go. The hub also knows which readers are behind (over the soft outbox
+mark while still reading), so a sender can be held back until they catch up.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+
+from ..conversation import Invalid, render
+from ..protocol import Event, Hello
+from ..room import Delivery, Room, RoomError
+from . import limits
+from .bus import Bus, LocalBus
+from .session import Refusal, Session
+
+if TYPE_CHECKING:
+    from .record import Transcript
+
+log = logging.getLogger("labchat.server")
+
+
+class Hub:
+    """The room's delivery path for one server; every method is thread-safe."""
+
+    def __init__(
+        self,
+        room: Room,
+        *,
+        max_clients: int,
+        soft_outbox: int,
+        clock: Callable[[], float],
+        flush: Callable[[Session], None],
+        bus: Bus | None = None,
+        transcript: Transcript | None = None,
+    ) -> None:
+        self.room = room
+        self.max_clients = max_clients
+        self.soft_outbox = soft_outbox
+        self.clock = clock
+        self.transcript = transcript
+        self.closing = False
+        self._flush_session = flush
+        self.lock = threading.Lock()
+        self._to_flush: list[Session] = []
+        self._to_cut: list[Session] = []
+        self._behind: set[Session] = set()
+        self.bus = bus or LocalBus()
+        self.bus.attach(self.deliver)
+
+    @contextmanager
+    def delivering(self) -> Iterator[None]:
+        """Hold the delivery lock to decide and queue; once it is let go, send and cut."""
+        self.lock.acquire()
+        try:
+            yield
+        finally:
+            to_flush, self._to_flush = self._to_flush, []
+            to_cut, self._to_cut = self._to_cut, []
+            self.lock.release()
+            if self.transcript is not None:
+                self.transcript.write()  # on disk before anyone is sent it
+            for session in dict.fromkeys(to_flush):
+                self._flush_session(session)
+            for session in to_cut:
+                session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
+
+    # -- requests from sessions --------------------------------------------------------------
+
+    def send(self, session: Session, data: bytes, *, raw: bool = False) -> None:
+        """Bytes for one session alone (its banner, a refusal), in order with the room's."""
+        with self.delivering():
+            self._put(session, data, raw)
+
+    def tell(self, session: Session, event: Event) -> None:
+        """One event for one session, in order with the room's events."""
+        with self.delivering():
+            self._put(session, render(event, session.mode))
+
+    def join(self, session: Session, hello: Hello) -> None:
+        with self.delivering():
+            if self.closing:
+                raise Refusal("closing", "the server is shutting down")
+            if self.room.size >= self.max_clients:
+                raise Refusal(
+                    "server-full", f"the room is full (at most {self.max_clients} at once); try again later"
+                )
+            try:
+                deliveries = self.room.join(session, hello.nick, since=hello.since)
+            except RoomError as exc:
+                raise Refusal(exc.code, str(exc)) from None
+            session.nick = self.room.nick_of(session)
+            self.bus.publish(deliveries)
+
+    def say(self, session: Session, items: list[str | Invalid]) -> bool:
+        """A sender's lines, in order, errors in their places; True if it asked to leave."""
+        with self.delivering():
+            pending: list[Delivery] = []
+            for item in items:
+                if isinstance(item, Invalid):
+                    log.info("%s: %s", session.who, item.text)
+                    error = Event(kind="error", code=item.code, text=item.text, time=round(time.time(), 3))
+                    pending.append(Delivery(error, (session,)))
+                    continue
+                outcome = self.room.say(session, item)
+                if outcome.leaving:
+                    self.bus.publish(pending)
+                    self.bus.publish(outcome.deliveries)
+                    return True
+                pending += outcome.deliveries
+            self.bus.publish(pending)
+            session.nick = self.room.nick_of(session) or session.nick
+            return False
+
+    def leave(self, session: Session, reason: str) -> None:
+        with self.delivering():
+            self.bus.publish(self.room.leave(session, reason))
+
+    def broadcast(self, event: Event, sessions: list[Session]) -> None:
+        """One notice to these sessions (the server closing, say), in order with the rest."""
+        with self.delivering():
+            for session in sessions:
+                self._put(session, render(event, session.mode))
+
+    # -- flow control ----------------------------------------------------------------------
+
+    def congested(self) -> bool:
+        """Whether a reader that is still reading is over the soft mark (senders then wait)."""
+        if not self._behind:
+            return False
+        with self.lock:
+            now = self.clock()
+            for session in list(self._behind):
+                outbox = session.outbox
+                if (
+                    outbox.size <= self.soft_outbox // 2
+                    or session.leaving
+                    or outbox.stalled(now) > limits.STALL_GRACE
+                ):
+                    self._behind.discard(session)
+            return bool(self._behind)
+
+    # -- delivery (the lock is held) ----------------------------------------------------------
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Queue each event for its recipients in order: what the bus hands back (lock held)."""
+        if not deliveries:
+            return
+        if self.transcript is not None:
+            self.transcript.record(deliveries)
+        members = self.room.members()
+        if all(d.to is None for d in deliveries):
+            blobs: dict[str, bytes] = {}
+            count = len(deliveries)
+            for session in members:
+                mode = session.mode
+                blob = blobs.get(mode)
+                if blob is None:
+                    blob = blobs[mode] = b"".join(render(d.event, mode) for d in deliveries)
+                session.messages_out += count
+                self._put(session, blob)
+            return
+        parts: dict[Session, list[bytes]] = {}
+        cache: dict[tuple[int, str], bytes] = {}
+        for d in deliveries:
+            for session in members if d.to is None else d.to:
+                key = (id(d.event), session.mode)
+                data = cache.get(key)
+                if data is None:
+                    data = cache[key] = render(d.event, session.mode)
+                parts.setdefault(session, []).append(data)
+        for session, chunks in parts.items():
+            session.messages_out += len(chunks)
+            self._put(session, b"".join(chunks))
+
+    def _put(self, session: Session, data: bytes, raw: bool = False) -> None:
+        verdict = session.queue(data, raw=raw)
+        if verdict == "send":
+            self._to_flush.append(session)
+        elif verdict == "over":
+            self._to_cut.append(session)
+        if session.outbox.size > self.soft_outbox:
+            self._behind.add(session)

@@ -1,0 +1,260 @@
+"""SelectorChatServer: every connection served by one thread, through the standard ``selectors``.
+
+One thread (``labchat-selector``) waits for all sockets at once: the listener,
+every client, and a wake-up pair that other threads use to hand it work. Each
+socket is non-blocking and registered for what its session wants now: reading
+unless it is paced or leaving, writing while its kernel buffer is full.
+Thousands of idle clients cost memory, not threads. The session, hub and room
+are the same as the threaded engine's, so clients cannot tell the two apart.
+
+The rule: only the selector thread touches a session once it is registered;
+another thread's request (``close()``, say) is queued and the thread woken.
+"""
+
+from __future__ import annotations
+
+import selectors
+import socket
+import threading
+from collections import deque
+from collections.abc import Callable
+
+from . import limits
+from .core import ChatServerCore
+from .session import Session
+
+# Connections accepted in one go before the thread looks at its clients again.
+ACCEPT_BURST = 64
+
+
+class SelectorChatServer(ChatServerCore):
+    """A chat room served by one thread with ``selectors``: same keywords and behaviour as ``ChatServer``."""
+
+    engine = "selector"
+
+    def _serve(self, listener: socket.socket) -> None:
+        listener.setblocking(False)
+        self._selector = selectors.DefaultSelector()
+        self._selector.register(listener, selectors.EVENT_READ, "accept")
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._selector.register(self._wake_r, selectors.EVENT_READ, "wake")
+        self._calls: deque[Callable[[], None]] = deque()
+        self._socks: dict[Session, socket.socket] = {}
+        self._masks: dict[Session, int] = {}
+        self._timed: set[Session] = set()  # sessions with a deadline to watch
+        self._paused: dict[Session, float] = {}
+        self._stopping = False
+        self._accepting = True
+        self._thread = threading.Thread(target=self._loop, name="labchat-selector", daemon=True)
+        self._thread.start()
+
+    # -- other threads' requests ------------------------------------------------------------------
+
+    def _call(self, fn: Callable[[], None], wait: bool = False) -> None:
+        """Run ``fn`` in the selector thread (now, if this is it)."""
+        if threading.current_thread() is self._thread:
+            fn()
+            return
+        done = threading.Event()
+
+        def run() -> None:
+            try:
+                fn()
+            finally:
+                done.set()
+
+        self._calls.append(run)
+        try:
+            self._wake_w.send(b"x")
+        except (BlockingIOError, OSError):
+            pass  # already woken, or shutting down
+        if wait and self._thread.is_alive():
+            done.wait()
+
+    def _stop_accepting(self) -> None:
+        def stop() -> None:
+            self._accepting = False
+            try:
+                self._selector.unregister(self._listener)
+            except (KeyError, ValueError):
+                pass
+
+        self._call(stop, wait=True)
+
+    def close(self, reason: str = "the server is shutting down") -> None:
+        if self._listener is None or self._closing.is_set():
+            return
+        if threading.current_thread() is getattr(self, "_thread", None):
+            raise RuntimeError("close() the server from another thread than its own")
+        super().close(reason)
+
+    def _stop_serving(self) -> None:
+        def stop() -> None:
+            self._stopping = True
+
+        self._call(stop, wait=True)
+        self._thread.join()
+        for sock in self._socks.values():
+            sock.close()
+        self._selector.close()
+        self._wake_r.close()
+        self._wake_w.close()
+
+    # -- the loop -------------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        clock = self.clock
+        next_tick = clock() + limits.TICK
+        while not self._stopping:
+            now = clock()
+            timeout = next_tick - now
+            if self._paused:
+                timeout = min(timeout, min(self._paused.values()) - now)
+            for key, mask in self._selector.select(max(0.0, timeout)):
+                what = key.data
+                if what == "accept":
+                    self._accept()
+                elif what == "wake":
+                    self._run_calls()
+                else:
+                    if mask & selectors.EVENT_WRITE:
+                        self.engine_flush(what)
+                    if mask & selectors.EVENT_READ and what in self._socks:
+                        self._read(what)
+            now = clock()
+            if self._paused:
+                for session, until in list(self._paused.items()):
+                    if until <= now:
+                        del self._paused[session]
+                        session.paused_until = 0.0
+                        self._after_process(session, session.process())
+            if now >= next_tick:
+                next_tick = now + limits.TICK
+                self._check_timers(now)
+            self._run_calls()
+
+    def _run_calls(self) -> None:
+        try:
+            while self._wake_r.recv(4096):
+                pass
+        except (BlockingIOError, OSError):
+            pass
+        while self._calls:
+            self._calls.popleft()()
+
+    def _accept(self) -> None:
+        for _ in range(ACCEPT_BURST):
+            if not self._accepting:
+                return
+            try:
+                sock, address = self._listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return  # out of descriptors, say: the listener stays readable, try next round
+            session = self.admit(sock, address)
+            if session is None:
+                continue
+            session.sock = sock
+            self._socks[session] = sock
+            self._masks[session] = selectors.EVENT_READ
+            self._selector.register(sock, selectors.EVENT_READ, session)
+            self._timed.add(session)
+            session.start()
+            self._update(session)
+
+    def _read(self, session: Session) -> None:
+        sock = self._socks[session]
+        try:
+            data = sock.recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            session.end(f"connection lost ({exc.strerror or exc.__class__.__name__})")
+            self._update(session)
+            return
+        session.received(data)
+        self._after_process(session, session.process())
+
+    def _after_process(self, session: Session, until: float | None) -> None:
+        if until and not session.leaving:
+            self._paused[session] = until
+        self._update(session)
+
+    def _check_timers(self, now: float) -> None:
+        for session in list(self._timed):
+            why = session.overdue(now)
+            if why:
+                session.on_overdue(why)
+                self._update(session)
+            elif session.joined and not session.backlogged and not session.leaving:
+                self._timed.discard(session)
+
+    # -- interest, sending and closing ------------------------------------------------------------------
+
+    def _update(self, session: Session) -> None:
+        """Register for what the session wants now, or close it once it has nothing left to do."""
+        sock = self._socks.get(session)
+        if sock is None:
+            return
+        if session.leaving and (session.drained.is_set() or session.outbox.state.value == "closed"):
+            self._close(session)
+            return
+        mask = 0
+        if not session.leaving and session not in self._paused:
+            mask |= selectors.EVENT_READ
+        if session.backlogged:
+            mask |= selectors.EVENT_WRITE
+        if session.leaving or session.backlogged:
+            self._timed.add(session)
+        if mask == self._masks.get(session, 0):
+            return
+        if not mask:
+            self._selector.unregister(sock)
+        elif not self._masks.get(session):
+            self._selector.register(sock, mask, session)
+        else:
+            self._selector.modify(sock, mask, session)
+        self._masks[session] = mask
+
+    def engine_flush(self, session: Session) -> None:
+        if threading.current_thread() is not self._thread:
+            self._call(lambda: self.engine_flush(session))
+            return
+        sock = self._socks.get(session)
+        if sock is None:
+            return
+        if session.write(sock.send) is None:
+            self._close(session)
+            return
+        self._update(session)
+
+    def engine_abort(self, session: Session) -> None:
+        if threading.current_thread() is not self._thread:
+            self._call(lambda: self.engine_abort(session), wait=not self._stopping)
+            return
+        with session.lock:
+            session.outbox.close()
+        session.drained.set()
+        if not session.leaving:
+            session.end(session.reason)
+        self._close(session)
+
+    def _close(self, session: Session) -> None:
+        sock = self._socks.pop(session, None)
+        if sock is None:
+            return
+        if self._masks.pop(session, 0):
+            self._selector.unregister(sock)
+        self._timed.discard(session)
+        self._paused.pop(session, None)
+        if not session.leaving:
+            session.end(session.reason or "connection closed")
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        sock.close()
+        self.forget(session)

@@ -1,0 +1,416 @@
+"""One connection as both engines see it: conversation, outbox, pace and figures.
+
+A ``Session`` never blocks and owns no socket. An engine hands it what ``recv``
+returned (``received``), lets it act on what arrived (``process``, which says
+until when it must not be read from again), and sends what it has queued
+(``write``, given the socket's non-blocking ``send``). Every rule about what a
+connection may do (pacing, errors in their place, deadlines, cutting off a
+stuck reader) is here once, so the threaded and the selector engine behave alike.
+
+Its lock guards the outbox and the TLS layer and is never held across a call
+into the room; the room's delivery lock may be held when ``queue`` is called.
+"""
+
+from __future__ import annotations
+
+import logging
+import ssl
+import threading
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+from ..conversation import (
+    CLOSED,
+    NEED_DATA,
+    Invalid,
+    RemoteProtocolError,
+    ServerConversation,
+    State,
+)
+from ..pacing import TokenBucket
+from ..protocol import PROTOCOL, Event, Hello, Say
+from ..text import safe
+from . import limits
+from .outbox import Outbox
+from .secure import HANDSHAKE, TLSLayer
+
+if TYPE_CHECKING:
+    from .core import ChatServerCore
+
+log = logging.getLogger("labchat.server")
+
+# Lines handed to the room in one go: enough to move a paste at once, few enough that
+# the delivery lock is let go often.
+BATCH = 64
+
+# A paced sender is told so at most this often.
+PACED_NOTICE_EVERY = 30.0
+
+
+class Refusal(Exception):
+    """The room or the handshake will not take this connection: ``code`` and words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class Session:
+    """One client connection, whatever engine waits for it. See the module docstring."""
+
+    def __init__(self, core: ChatServerCore, address: tuple, number: int) -> None:
+        now = core.clock()
+        self.core = core
+        self.number = number
+        self.address = address
+        self.where = where(address)
+        self.host = str(address[0])
+        self.since = time.time()  # when it connected (wall clock, for people)
+        self.conversation = ServerConversation(core.max_line)
+        self.outbox = Outbox(now)
+        self.lock = threading.Lock()
+        self.tls = TLSLayer(core.ssl_context) if core.ssl_context is not None else None
+        self.bucket = TokenBucket(core.rate, core.burst, clock=core.clock) if core.rate else None
+        self.nick: str | None = None  # the room's name for it once joined (kept current on /nick)
+        self.joined = False
+        self.leaving = False  # no more reading: what is queued goes out, then the socket closes
+        self.ended = False  # the engine has closed the socket
+        self.reason = ""  # why it ended, as everyone is told
+        self.fault = False  # it ended by its own misbehaviour (its log line is a warning)
+        self.deadline = now + (limits.TLS_SNIFF if self.tls else core.hello_timeout)
+        self.linger_until = 0.0
+        self.paused_until = 0.0  # not to be read from before this (paced)
+        self.congested_until = 0.0  # held back for slow readers until they drain or this passes
+        self.backlogged = False  # the kernel took less than offered: the rest waits for writability
+        self._sending = False  # a thread is inside write(): the others leave the socket to it
+        self._told_paced = -1e9
+        self.drained = threading.Event()  # set once leaving and every byte has gone
+        self.received_bytes = 0
+        self.messages_in = 0
+        self.messages_out = 0
+
+    # -- names -------------------------------------------------------------------------
+
+    @property
+    def mode(self) -> str:
+        return self.conversation.mode
+
+    @property
+    def who(self) -> str:
+        return f"{self.nick} ({self.where})" if self.nick else self.where
+
+    @property
+    def sent_bytes(self) -> int:
+        return self.outbox.sent_total
+
+    def __repr__(self) -> str:
+        return f"<Session {self.number} {self.who}>"
+
+    # -- the start ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Say the banner (a TLS room waits for the client's handshake first)."""
+        if self.tls is None:
+            self._queue_banner()
+
+    def _queue_banner(self) -> None:
+        core = self.core
+        if core.token:
+            greeting = "Welcome to labchat! This room needs a token: type your nick, a space, the token, then Enter."
+        else:
+            greeting = "Welcome to labchat! Type your nick and press Enter."
+        core.hub.send(self, self.conversation.banner(core.banner_note(greeting)))
+        self.deadline = core.clock() + core.hello_timeout
+
+    # -- bytes in ----------------------------------------------------------------------
+
+    def received(self, data: bytes) -> None:
+        """What ``recv`` returned (``b""`` at the end). Call ``process`` next."""
+        self.received_bytes += len(data)
+        if self.tls is None:
+            self.conversation.receive_data(data)
+            return
+        if not self.tls.established and data and data[0] != HANDSHAKE and not self.received_tls:
+            self._refuse_plain()
+            return
+        self.received_tls = True
+        try:
+            with self.lock:
+                plaintext, ended = self.tls.receive(data)
+                handshake = self.tls.outgoing()
+        except ssl.SSLError as exc:
+            self.end(f"TLS handshake failed ({exc.reason or exc})", fault=True)
+            return
+        if handshake:
+            self.core.hub.send(self, handshake, raw=True)
+        if self.conversation.state is State.BANNER and self.tls.established:
+            self._queue_banner()
+        if plaintext:
+            self.conversation.receive_data(plaintext)
+        if ended:
+            self.conversation.receive_data(b"")
+
+    received_tls = False
+
+    def _refuse_plain(self) -> None:
+        text = f"{PROTOCOL} refused tls-required: this server speaks TLS only; connect with TLS (labchat join --tls)\n"
+        self.core.hub.send(self, text.encode(), raw=True)
+        self.end("not a TLS client")
+
+    def process(self) -> float | None:
+        """Act on everything received that may be acted on now.
+
+        Returns None when it wants more bytes, or the clock time before which
+        it must not be read from (it is paced, or readers are catching up).
+        """
+        core = self.core
+        batch: list[str | Invalid] = []
+        try:
+            while not self.leaving:
+                now = core.clock()
+                if self.congested_until:
+                    if now < self.congested_until and core.hub.congested():
+                        return self._hold(batch, min(self.congested_until, now + limits.CONGESTION_POLL))
+                    self.congested_until = 0.0
+                if self.bucket is not None and self.joined and self.conversation.unprocessed:
+                    wait = self.bucket.delay()
+                    if wait > 0:
+                        self._flush(batch)
+                        self._tell_paced(now)
+                        return self._hold([], now + wait)
+                try:
+                    event = self.conversation.next_event()
+                except RemoteProtocolError as exc:
+                    self._flush(batch)
+                    self.refuse(exc.code, str(exc))
+                    return None
+                if event is NEED_DATA:
+                    self._flush(batch)
+                    return None
+                if event is CLOSED:
+                    self._flush(batch)
+                    self.end("")
+                    return None
+                if isinstance(event, Hello):
+                    self._hello(event)
+                    continue
+                if self.bucket is not None:
+                    self.bucket.take()
+                self.messages_in += 1
+                batch.append(event.text if isinstance(event, Say) else event)
+                if len(batch) >= BATCH and self._flush(batch):
+                    return self._hold([], self.congested_until)
+        except Exception:
+            log.exception("%s: unexpected error", self.who)
+            self.end("server error")
+        return None
+
+    def _hold(self, batch: list, until: float) -> float:
+        self._flush(batch)
+        if self.leaving:
+            return 0.0
+        self.paused_until = until
+        return until
+
+    def _flush(self, batch: list[str | Invalid]) -> bool:
+        """Hand the batch to the room; True when readers are behind and this sender must wait."""
+        if not batch:
+            return False
+        items = list(batch)
+        batch.clear()
+        if self.core.hub.say(self, items):
+            self.end("")
+            return False
+        if self.core.hub.congested():
+            self.congested_until = self.core.clock() + limits.CONGESTION_WAIT
+            return True
+        return False
+
+    def _tell_paced(self, now: float) -> None:
+        if now - self._told_paced < PACED_NOTICE_EVERY:
+            return
+        self._told_paced = now
+        log.info("%s: sending fast, paced", self.who)
+        rate = self.core.rate
+        self.core.hub.tell(
+            self,
+            Event(
+                kind="system",
+                code="paced",
+                text=f"you are sending fast, so the server takes your lines at {rate:g} a second; "
+                "nothing is lost, they are on their way",
+                time=round(time.time(), 3),
+            ),
+        )
+
+    def _hello(self, hello: Hello) -> None:
+        core = self.core
+        if core.token is not None and not core.token_matches(hello.token):
+            raise_refusal = Refusal("bad-token", "wrong or missing room token")
+            self.refuse(raise_refusal.code, str(raise_refusal))
+            return
+        self.nick = safe(hello.nick[: core.max_nick])  # for logs until the room has checked it
+        try:
+            core.join(self, hello)
+        except Refusal as exc:
+            self.refuse(exc.code, str(exc))
+            return
+        self.conversation.joined()
+        self.joined = True
+        log.info("%s joined", self.who)
+
+    # -- endings -----------------------------------------------------------------------
+
+    def refuse(self, code: str, text: str) -> None:
+        """Say why, in this connection's own form, then end it."""
+        self.core.hub.send(self, self.conversation.refusal(code, text))
+        self.end(text, refused=True)
+
+    def end(self, reason: str, *, fault: bool = False, refused: bool = False) -> None:
+        """Stop reading; tell the room; let what is queued go out, then the engine closes.
+
+        Safe to call more than once and from any thread; the first reason stays.
+        """
+        with self.lock:
+            if self.leaving:
+                return
+            self.leaving = True
+            self.reason = self.reason or reason
+            self.fault = self.fault or fault
+        core = self.core
+        core.hub.leave(self, self.reason)
+        level = logging.WARNING if self.fault else logging.INFO
+        because = f": {self.reason}" if self.reason else ""
+        if self.joined:
+            log.log(level, "%s left%s", self.who, because)
+        elif refused:
+            log.info("%s refused%s", self.who, because)
+        elif self.reason:
+            log.log(level, "%s gone before joining%s", self.who, because)
+        core.forget_pending(self)
+        with self.lock:
+            if self.tls is not None and self.outbox.state.value == "open":
+                self.tls.close()
+                tail = self.tls.outgoing()
+                if tail:
+                    self.outbox.put(tail, core.clock())
+            self.outbox.drain()
+            self.linger_until = core.clock() + limits.LINGER
+            if not self.outbox.size:
+                self.drained.set()
+        core.engine_flush(self)
+
+    def cut(self, reason: str) -> None:
+        """Cut the connection now, for a reason everyone is told (a stuck or overflowing reader)."""
+        with self.lock:
+            self.reason = self.reason or reason
+            self.fault = True
+        self.core.engine_abort(self)
+
+    # -- bytes out ---------------------------------------------------------------------
+
+    def queue(self, data: bytes, *, raw: bool = False) -> str:
+        """Queue bytes for this client: 'send' (flush it), 'wait' (someone will), 'over' (cut it off).
+
+        ``raw`` bytes skip TLS (the handshake's own, or a refusal to a plain client).
+        """
+        now = self.core.clock()
+        with self.lock:
+            if self.tls is not None and not raw:
+                if not self.tls.established:
+                    return "wait"
+                self.tls.encrypt(data)
+                data = self.tls.outgoing()
+            if not self.outbox.put(data, now):
+                return "wait"
+            if self.outbox.size > self.core.outbox_limit:
+                return "over"
+            return "wait" if self.backlogged or self._sending else "send"
+
+    def write(self, send: Callable[[bytes], int]) -> bool | None:
+        """Send what is queued through ``send`` (a non-blocking socket's) until done or the kernel is full.
+
+        True when all has gone, False when the rest must wait for the socket to be
+        writable, None when the socket failed (the connection is then ending).
+        Only one thread is ever inside at once; another caller returns at once.
+        """
+        clock = self.core.clock
+        with self.lock:
+            if self._sending:
+                return False
+            self._sending = True
+        try:
+            while True:
+                with self.lock:
+                    data = self.outbox.peek()
+                    if not data:
+                        self.backlogged = False
+                        if self.leaving:
+                            self.drained.set()
+                        return True
+                try:
+                    count = send(data)
+                except (BlockingIOError, InterruptedError):
+                    count = 0
+                except OSError as exc:
+                    with self.lock:
+                        self.outbox.close()
+                    self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
+                    return None
+                with self.lock:
+                    self.outbox.sent(count, clock())
+                    if count < len(data):
+                        self.backlogged = True
+                        return False
+        finally:
+            with self.lock:
+                self._sending = False
+
+    def overdue(self, now: float) -> str | None:
+        """Why this session must be ended now, by its timers, or None."""
+        if self.leaving:
+            if now >= self.linger_until and not self.drained.is_set():
+                return "linger"
+            return None
+        if not self.joined and now >= self.deadline:
+            return "hello"
+        if self.outbox.stalled(now) > self.core.stall_timeout:
+            return "stalled"
+        return None
+
+    def on_overdue(self, why: str) -> None:
+        """Act on what ``overdue`` said."""
+        if why == "hello":
+            if self.tls is not None and not self.tls.established and not self.received_tls:
+                self._refuse_plain()
+            else:
+                timeout = self.core.hello_timeout
+                self.refuse("hello-timeout", f"no hello within {timeout:g} seconds")
+        elif why == "stalled":
+            waiting = self.outbox.size
+            self.cut(
+                f"stuck: stopped reading, {waiting} bytes waiting and none taken for "
+                f"{self.core.stall_timeout:g} seconds"
+            )
+        elif why == "linger":
+            self.core.engine_abort(self)
+
+    def figures(self) -> dict:
+        """What ``ChatServer.connections()`` shows of this session."""
+        return {
+            "nick": self.nick if self.joined else None,
+            "address": self.where,
+            "mode": self.mode,
+            "since": self.since,
+            "received": self.received_bytes,
+            "sent": self.sent_bytes,
+            "messages_in": self.messages_in,
+            "messages_out": self.messages_out,
+            "queued": self.outbox.size,
+        }
+
+
+def where(address: tuple) -> str:
+    host, port = address[0], address[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"

@@ -1,0 +1,216 @@
+"""ThreadingChatServer: a thread per connection, the way the tutorials teach it.
+
+One thread (``labchat-accept``) accepts. Each connection's thread
+(``labchat-reader-NICK``) waits for its bytes and hands them to its session;
+while the session is paced it simply does not read, and TCP pushes back on the
+sender. Sends happen from whichever thread delivered, with non-blocking
+``send``: a busy room pays for no thread hand-off. Only a client whose kernel
+buffer is full gets a second thread (``labchat-writer-NICK``), which waits for
+its socket to take more and cuts it off when it takes nothing for too long.
+Every socket is non-blocking; threads wait in ``poll`` (``select`` where there
+is none) with deadlines, so none of them can hang on a peer.
+"""
+
+from __future__ import annotations
+
+import select
+import socket
+import threading
+
+from . import limits
+from .core import ChatServerCore
+from .session import Session
+
+
+class _Link:
+    """The engine's side of one session: its socket, its threads and its wake-up."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+        self.reader: threading.Thread | None = None
+        self.writer: threading.Thread | None = None
+        self.wake = threading.Event()  # a paced reader's sleep, cut short by an abort
+        self.writable = threading.Condition()
+
+
+class ThreadingChatServer(ChatServerCore):
+    """A chat room served by a thread per connection (``ChatServer`` is this one)."""
+
+    engine = "threading"
+
+    def _serve(self, listener: socket.socket) -> None:
+        listener.settimeout(limits.TICK)
+        self._links: dict[Session, _Link] = {}
+        self._links_lock = threading.Lock()
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="labchat-accept", daemon=True)
+        self._accept_thread.start()
+
+    def _stop_accepting(self) -> None:
+        try:
+            self._listener.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+        if self._accept_thread is not threading.current_thread():
+            self._accept_thread.join()
+
+    def _stop_serving(self) -> None:
+        with self._links_lock:
+            links = list(self._links.values())
+        for link in links:
+            for thread in (link.reader, link.writer):
+                if thread is not None and thread is not threading.current_thread():
+                    thread.join()
+
+    # -- accepting ------------------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        listener = self._listener
+        while not self._closing.is_set():
+            try:
+                sock, address = listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                if self._closing.is_set():
+                    return
+                self._closing.wait(0.05)  # out of file descriptors, say: breathe, then go on
+                continue
+            session = self.admit(sock, address)
+            if session is None:
+                continue
+            link = _Link(sock)
+            session.sock = sock
+            with self._links_lock:
+                self._links[session] = link
+            link.reader = threading.Thread(
+                target=self._read_loop, args=(session, link), name=f"labchat-reader-{session.number}", daemon=True
+            )
+            link.reader.start()
+
+    def joined(self, session: Session) -> None:
+        threading.current_thread().name = f"labchat-reader-{session.nick}"
+
+    # -- reading (the connection's own thread) --------------------------------------------------
+
+    def _read_loop(self, session: Session, link: _Link) -> None:
+        sock = link.sock
+        wait = _waiter(sock, select.POLLIN if hasattr(select, "poll") else 0)
+        clock = self.clock
+        try:
+            session.start()
+            while not session.leaving:
+                now = clock()
+                if session.paused_until > now:
+                    link.wake.wait(session.paused_until - now)
+                    session.paused_until = 0.0
+                    session.process()
+                    continue
+                timeout = None if session.joined else max(0.0, session.deadline - now)
+                if not wait(timeout):
+                    why = session.overdue(clock())
+                    if why:
+                        session.on_overdue(why)
+                    continue
+                try:
+                    data = sock.recv(65536)
+                except (BlockingIOError, InterruptedError):
+                    continue
+                except OSError as exc:
+                    session.end(f"connection lost ({exc.strerror or exc.__class__.__name__})")
+                    break
+                session.received(data)
+                session.process()
+            session.drained.wait(max(0.0, session.linger_until - clock()))
+        finally:
+            self._hang_up(session, link)
+            writer = link.writer
+            if writer is not None:
+                with link.writable:
+                    link.writable.notify()
+                writer.join()
+            sock.close()
+            with self._links_lock:
+                self._links.pop(session, None)
+            self.forget(session)
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def engine_flush(self, session: Session) -> None:
+        link = self._link(session)
+        if link is None:
+            return
+        done = session.write(link.sock.send)
+        if done is None:
+            self.engine_abort(session)
+        elif not done and session.backlogged:
+            self._hand_to_writer(session, link)
+
+    def _hand_to_writer(self, session: Session, link: _Link) -> None:
+        with link.writable:
+            if link.writer is None and not session.ended:
+                link.writer = threading.Thread(
+                    target=self._write_loop,
+                    args=(session, link),
+                    name=f"labchat-writer-{session.nick or session.number}",
+                    daemon=True,
+                )
+                link.writer.start()
+            link.writable.notify()
+
+    def _write_loop(self, session: Session, link: _Link) -> None:
+        wait = _waiter(link.sock, select.POLLOUT if hasattr(select, "poll") else 1)
+        while True:
+            with link.writable:
+                while not session.backlogged and not link.wake.is_set():
+                    link.writable.wait()
+            if link.wake.is_set():
+                return
+            if wait(limits.TICK):
+                done = session.write(link.sock.send)
+                if done is None:
+                    self.engine_abort(session)
+                    return
+            else:
+                why = session.overdue(self.clock())
+                if why in ("stalled", "linger"):
+                    session.on_overdue(why)
+
+    def engine_abort(self, session: Session) -> None:
+        link = self._link(session)
+        if link is not None:
+            self._hang_up(session, link)
+
+    def _hang_up(self, session: Session, link: _Link) -> None:
+        with session.lock:
+            session.outbox.close()
+        session.drained.set()
+        link.wake.set()
+        with link.writable:
+            link.writable.notify()
+        try:
+            link.sock.shutdown(socket.SHUT_RDWR)  # wakes the reader: it ends the session
+        except OSError:
+            pass
+
+    def _link(self, session: Session) -> _Link | None:
+        with self._links_lock:
+            return self._links.get(session)
+
+
+def _waiter(sock: socket.socket, flag: int):
+    """A function that waits up to ``timeout`` seconds (None: for ever) for ``sock`` to be ready."""
+    if hasattr(select, "poll"):
+        poller = select.poll()
+        poller.register(sock, flag | select.POLLERR | select.POLLHUP)
+
+        def wait(timeout: float | None) -> bool:
+            return bool(poller.poll(None if timeout is None else timeout * 1000))
+
+        return wait
+
+    def wait_select(timeout: float | None) -> bool:  # Windows: no poll, and no limit on descriptors
+        if flag:
+            return bool(select.select([], [sock], [sock], timeout)[1])
+        return bool(select.select([sock], [], [sock], timeout)[0])
+
+    return wait_select
