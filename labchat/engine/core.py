@@ -1,11 +1,12 @@
 """What every chat server shares, whatever way it waits: keywords, the room, admission, shutdown.
 
-An engine subclasses ``ChatServerCore`` and fills in four methods: how it
-starts serving (``_serve``), how it sends a session's queued bytes
-(``engine_flush``), how it cuts a connection (``engine_abort``), and how it
-stops (``_stop_serving``). Everything a client can observe (limits, pacing,
-order, errors, endings) lives in the session, the hub and the room, which
-both engines share, so the two differ in one place: how they wait.
+An engine subclasses ``ChatServerCore`` and fills in how it starts serving
+(``_serve``), sends a session's queued bytes (``engine_flush``), stops
+reading a session that is leaving (``engine_wake``), cuts a connection
+(``engine_abort``), and stops (``_stop_accepting``, ``_stop_serving``).
+Everything a client can observe (limits, pacing, order, errors, endings)
+lives in the session, the hub and the room, which both engines share, so the
+two differ in one place: how they wait.
 
 ``with Server(port=0) as server:`` listens when the block starts; leaving it
 stops accepting, tells every client, closes every socket and joins every thread.
@@ -26,6 +27,7 @@ from pathlib import Path
 from typing import IO
 
 from ..bot import Greeter
+from ..conversation import State
 from ..protocol import DEFAULT_PORT, MAX_LINE, PROTOCOL, Event
 from ..room import MAX_NICK, Room
 from ..text import safe
@@ -210,7 +212,7 @@ class ChatServerCore:
         with self._sessions_lock:
             sessions = list(self._sessions)
         notice = Event(kind="system", text=safe(reason), time=round(time.time(), 3))
-        hub.broadcast(notice, [s for s in sessions if s.conversation.state.value != "banner"])
+        hub.broadcast(notice, [s for s in sessions if s.conversation.state is not State.BANNER])
         for session in sessions:
             session.end(reason)
         deadline = time.monotonic() + limits.LINGER
@@ -253,8 +255,10 @@ class ChatServerCore:
             self._sessions.add(session)
         victim = self.pending.admit(session, session.host)
         if victim is not None:
-            log.warning("%s: too many connections waiting to join; the oldest from %s gives way", *(
-                session.where, victim.host))
+            log.warning(
+                "%s: too many connections waiting to join; the oldest from %s gives way",
+                *(session.where, victim.host),
+            )
             victim.refuse("busy", "too many connections are waiting to join; try again in a moment")
         return session
 
@@ -297,6 +301,10 @@ class ChatServerCore:
         raise NotImplementedError
 
     def engine_abort(self, session: Session) -> None:
+        raise NotImplementedError
+
+    def engine_wake(self, session: Session) -> None:
+        """The session has started leaving (maybe on another thread's word): stop waiting to read it."""
         raise NotImplementedError
 
 

@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from . import limits
 from .core import ChatServerCore
+from .outbox import State as OutboxState
 from .session import Session
 
 # Connections accepted in one go before the thread looks at its clients again.
@@ -199,7 +200,7 @@ class SelectorChatServer(ChatServerCore):
         sock = self._socks.get(session)
         if sock is None:
             return
-        if session.leaving and (session.drained.is_set() or session.outbox.state.value == "closed"):
+        if session.leaving and (session.drained.is_set() or session.outbox.state is OutboxState.CLOSED):
             self._close(session)
             return
         mask = 0
@@ -230,6 +231,12 @@ class SelectorChatServer(ChatServerCore):
             self._close(session)
             return
         self._update(session)
+
+    def engine_wake(self, session: Session) -> None:
+        if threading.current_thread() is not self._thread:
+            self._call(lambda: self._update(session))
+        else:
+            self._update(session)
 
     def engine_abort(self, session: Session) -> None:
         if threading.current_thread() is not self._thread:

@@ -33,6 +33,7 @@ from ..protocol import PROTOCOL, Event, Hello, Say
 from ..text import safe
 from . import limits
 from .outbox import Outbox
+from .outbox import State as OutboxState
 from .secure import HANDSHAKE, TLSLayer
 
 if TYPE_CHECKING:
@@ -85,6 +86,7 @@ class Session:
         self.backlogged = False  # the kernel took less than offered: the rest waits for writability
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
+        self.received_tls = False  # a TLS room has seen the client's first handshake bytes
         self.drained = threading.Event()  # set once leaving and every byte has gone
         self.received_bytes = 0
         self.messages_in = 0
@@ -117,7 +119,9 @@ class Session:
     def _queue_banner(self) -> None:
         core = self.core
         if core.token:
-            greeting = "Welcome to labchat! This room needs a token: type your nick, a space, the token, then Enter."
+            greeting = (
+                "Welcome to labchat! This room needs a token: type your nick, a space, the token, then Enter."
+            )
         else:
             greeting = "Welcome to labchat! Type your nick and press Enter."
         core.hub.send(self, self.conversation.banner(core.banner_note(greeting)))
@@ -131,7 +135,7 @@ class Session:
         if self.tls is None:
             self.conversation.receive_data(data)
             return
-        if not self.tls.established and data and data[0] != HANDSHAKE and not self.received_tls:
+        if not self.received_tls and data and data[0] != HANDSHAKE:
             self._refuse_plain()
             return
         self.received_tls = True
@@ -151,11 +155,9 @@ class Session:
         if ended:
             self.conversation.receive_data(b"")
 
-    received_tls = False
-
     def _refuse_plain(self) -> None:
-        text = f"{PROTOCOL} refused tls-required: this server speaks TLS only; connect with TLS (labchat join --tls)\n"
-        self.core.hub.send(self, text.encode(), raw=True)
+        text = "this server speaks TLS only; connect with TLS (labchat join --tls)"
+        self.core.hub.send(self, f"{PROTOCOL} refused tls-required: {text}\n".encode(), raw=True)
         self.end("not a TLS client")
 
     def process(self) -> float | None:
@@ -247,8 +249,7 @@ class Session:
     def _hello(self, hello: Hello) -> None:
         core = self.core
         if core.token is not None and not core.token_matches(hello.token):
-            raise_refusal = Refusal("bad-token", "wrong or missing room token")
-            self.refuse(raise_refusal.code, str(raise_refusal))
+            self.refuse("bad-token", "wrong or missing room token")
             return
         self.nick = safe(hello.nick[: core.max_nick])  # for logs until the room has checked it
         try:
@@ -290,7 +291,7 @@ class Session:
             log.log(level, "%s gone before joining%s", self.who, because)
         core.forget_pending(self)
         with self.lock:
-            if self.tls is not None and self.outbox.state.value == "open":
+            if self.tls is not None and self.outbox.state is OutboxState.OPEN:
                 self.tls.close()
                 tail = self.tls.outgoing()
                 if tail:
@@ -300,6 +301,7 @@ class Session:
             if not self.outbox.size:
                 self.drained.set()
         core.engine_flush(self)
+        core.engine_wake(self)
 
     def cut(self, reason: str) -> None:
         """Cut the connection now, for a reason everyone is told (a stuck or overflowing reader)."""
@@ -333,39 +335,46 @@ class Session:
 
         True when all has gone, False when the rest must wait for the socket to be
         writable, None when the socket failed (the connection is then ending).
-        Only one thread is ever inside at once; another caller returns at once.
+        Only one thread is ever inside at once; another caller returns at once, and
+        whatever it queued is sent by the one inside: the flag is cleared under the
+        same lock hold that finds the outbox empty, so no byte is left behind.
         """
         clock = self.core.clock
         with self.lock:
             if self._sending:
                 return False
             self._sending = True
-        try:
-            while True:
-                with self.lock:
-                    data = self.outbox.peek()
-                    if not data:
-                        self.backlogged = False
-                        if self.leaving:
-                            self.drained.set()
-                        return True
-                try:
-                    count = send(data)
-                except (BlockingIOError, InterruptedError):
-                    count = 0
-                except OSError as exc:
-                    with self.lock:
-                        self.outbox.close()
-                    self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
-                    return None
-                with self.lock:
+        data, count = b"", 0
+        while True:
+            with self.lock:
+                if data:
                     self.outbox.sent(count, clock())
                     if count < len(data):
                         self.backlogged = True
+                        self._sending = False
                         return False
-        finally:
-            with self.lock:
-                self._sending = False
+                data = self.outbox.peek()
+                if not data:
+                    self.backlogged = False
+                    self._sending = False
+                    if self.leaving:
+                        self.drained.set()
+                    return True
+            try:
+                count = send(data)
+            except (BlockingIOError, InterruptedError):
+                count = 0
+            except OSError as exc:
+                with self.lock:
+                    self.outbox.close()
+                    self._sending = False
+                self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
+                return None
+            if not count:
+                with self.lock:
+                    self.backlogged = True
+                    self._sending = False
+                return False
 
     def overdue(self, now: float) -> str | None:
         """Why this session must be ended now, by its timers, or None."""

@@ -82,8 +82,9 @@ class ThreadingChatServer(ChatServerCore):
             session.sock = sock
             with self._links_lock:
                 self._links[session] = link
+            name = f"labchat-reader-{session.number}"
             link.reader = threading.Thread(
-                target=self._read_loop, args=(session, link), name=f"labchat-reader-{session.number}", daemon=True
+                target=self._read_loop, args=(session, link), name=name, daemon=True
             )
             link.reader.start()
 
@@ -100,8 +101,8 @@ class ThreadingChatServer(ChatServerCore):
             session.start()
             while not session.leaving:
                 now = clock()
-                if session.paused_until > now:
-                    link.wake.wait(session.paused_until - now)
+                if session.paused_until:  # lines are waiting: take them when the pause is over
+                    link.wake.wait(max(0.0, session.paused_until - now))
                     session.paused_until = 0.0
                     session.process()
                     continue
@@ -174,6 +175,16 @@ class ThreadingChatServer(ChatServerCore):
                 why = session.overdue(self.clock())
                 if why in ("stalled", "linger"):
                     session.on_overdue(why)
+
+    def engine_wake(self, session: Session) -> None:
+        link = self._link(session)
+        if link is None or link.reader is threading.current_thread():
+            return
+        link.wake.set()
+        try:
+            link.sock.shutdown(socket.SHUT_RD)  # its reader's wait ends; what is queued still goes out
+        except OSError:
+            pass
 
     def engine_abort(self, session: Session) -> None:
         link = self._link(session)
