@@ -1,8 +1,9 @@
-"""What both terminal front ends share: the colour rule, the farewell rule and a sending pace.
+"""What both terminal front ends share: the colour rule and a sending pace.
 
 The interactive prompt (``terminal.py``) and the plain line mode (``piped.py``)
 differ only in how they read a person's lines and print events; the rules here
-keep them in step. Nothing here touches a socket.
+keep them in step. Nothing here touches a socket; the pace counts with
+``pacing.TokenBucket``, the same bucket the server paces senders with.
 """
 
 from __future__ import annotations
@@ -10,7 +11,10 @@ from __future__ import annotations
 import os
 import threading
 import time
+from collections.abc import Callable
 from typing import TextIO
+
+from .pacing import TokenBucket
 
 
 def use_color(stream: TextIO, *, disabled: bool = False) -> bool:
@@ -24,27 +28,38 @@ def use_color(stream: TextIO, *, disabled: bool = False) -> bool:
 
 
 class Pace:
-    """A token bucket that keeps a stream of lines under the server's flood limit.
+    """Keeps a stream of lines under the server's rate: ``burst`` lines at once, then ``rate`` a second.
 
-    The server lets a client send a burst of 20 lines, then 5 a second, and
-    drops what comes faster. Pasted text or a piped file must arrive whole, so
-    lines leave at most ``burst`` at once and ``rate`` a second after that.
+    The server takes a burst of 20 lines from a client, then 5 a second. Pasted
+    text or a piped file must arrive whole, so lines leave at most ``burst`` at
+    once and ``rate`` a second after that. One TokenBucket does the counting;
+    ``wait()`` sleeps as long as it says. Safe to share between threads: they
+    take their turns. ``clock`` and ``sleep`` are ``time.monotonic`` and
+    ``time.sleep`` unless a test gives its own.
     """
 
-    def __init__(self, rate: float = 4.0, burst: int = 10) -> None:
-        self.rate, self.burst = rate, burst
-        self._tokens = float(burst)
-        self._stamp = time.monotonic()
+    def __init__(
+        self,
+        rate: float = 4.0,
+        burst: int = 10,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], object] = time.sleep,
+    ) -> None:
+        self._bucket = TokenBucket(rate, burst, clock=clock)
+        self._sleep = sleep
         self._lock = threading.Lock()
+
+    @property
+    def rate(self) -> float:
+        return self._bucket.rate
+
+    @property
+    def burst(self) -> int:
+        return self._bucket.burst
 
     def wait(self) -> None:
         """Return when one more line may be sent, sleeping only as long as the pace needs."""
-        with self._lock:
-            now = time.monotonic()
-            self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens < 1:
-                time.sleep((1 - self._tokens) / self.rate)
-                self._tokens = 1.0
-                self._stamp = time.monotonic()
-            self._tokens -= 1
+        with self._lock:  # held while sleeping: the next caller's turn comes after this one's
+            while not self._bucket.take():
+                self._sleep(self._bucket.delay())
