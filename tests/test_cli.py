@@ -2,38 +2,26 @@
 
 Each test runs ``python -m labchat`` with pipes for stdin and stdout (the
 scriptable, plain-line mode) against a real server on 127.0.0.1 port 0: either
-a ``labchat serve`` process or a ``ChatServer`` in this process.
+a ``labchat serve`` process (conftest's ``serve``) or a ``ChatServer`` in this process.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from conftest import LABCHAT, environ
 
 from labchat import ChatClient, ChatServer, ConnectionClosed, __version__
 from labchat.cli import is_loopback, parse_address
 
 pytestmark = pytest.mark.timeout(120)
-
-LABCHAT = [sys.executable, "-m", "labchat"]
-FIRST_LINE = re.compile(r"^labchat: listening on (\S+):(\d+); others join with: (labchat join .*)$")
-
-
-def environ(**extra: str) -> dict[str, str]:
-    env = dict(os.environ)
-    for name in ("LABCHAT_TOKEN", "NO_COLOR"):
-        env.pop(name, None)
-    env.update(extra)
-    return env
 
 
 def run(*args: str, input: str = "", env: dict[str, str] | None = None, cwd: Path | None = None):
@@ -47,57 +35,6 @@ def run(*args: str, input: str = "", env: dict[str, str] | None = None, cwd: Pat
         cwd=cwd,
         timeout=60,
     )
-
-
-class Serve:
-    """A ``labchat serve --port 0`` process with no terminal: it serves and logs."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [*LABCHAT, "serve", "--port", "0", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env or environ(),
-            cwd=cwd,
-        )
-        self.first_line = self.proc.stdout.readline().rstrip("\n")
-        match = FIRST_LINE.match(self.first_line)
-        if match is None:
-            self.proc.kill()
-            out, err = self.proc.communicate()
-            raise AssertionError(f"unexpected first line {self.first_line!r}\n{out}\n{err}")
-        self.host, self.port, self.join_command = match.group(1), int(match.group(2)), match.group(3)
-
-    @property
-    def where(self) -> str:
-        return f"127.0.0.1:{self.port}"
-
-    def stop(self, how: int = signal.SIGINT) -> tuple[int, str, str]:
-        """Send a signal; (exit status, the rest of stdout, all of stderr)."""
-        self.proc.send_signal(how)
-        out, err = self.proc.communicate(timeout=30)
-        return self.proc.returncode, out, err
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate()
-
-
-@pytest.fixture
-def serve() -> Iterator[type[Serve]]:
-    started: list[Serve] = []
-
-    def start(*args: str, **kw: object) -> Serve:
-        server = Serve(*args, **kw)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.kill()
 
 
 @pytest.fixture

@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import queue
-import signal
 import socket
 import ssl
 import struct
@@ -25,81 +22,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import environ, wait_until
 
 from labchat import ChatClient, ChatServer, Event, JoinRefused
-from labchat.protocol import Decoder, decode_event
+from labchat.protocol import decode_event
 from labchat.render import html_line, plain, terminal
 from labchat.server import FLOOD_LIMIT
 from labchat.tls import client_context, fingerprint, make_certificate, server_context
-
-# -- a raw peer: a socket that does exactly what the test says ---------------------------------------
-
-
-class Raw:
-    """A bare TCP peer: reads the banner on connect, then sends and reads whatever the test wants."""
-
-    def __init__(self, address: tuple[str, int], *, rcvbuf: int | None = None) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        if rcvbuf is not None:  # before connect, so the window is small from the start
-            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        self.sock.settimeout(5)
-        self.sock.connect(address)
-        self.decoder = Decoder(1 << 20)
-        self.received = bytearray()
-        self.banner = self.line()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def hello(self, nick: str, token: str | None = None) -> Event:
-        frame = f'{{"type":"hello","nick":"{nick}"' + (f',"token":"{token}"' if token else "") + "}\n"
-        self.send(frame.encode())
-        return self.event()
-
-    def line(self, timeout: float = 5.0) -> bytes | None:
-        """The next line, or None once the server has hung up."""
-        deadline = time.monotonic() + timeout
-        while True:
-            for line in self.decoder:
-                return line
-            if self.decoder.closed:
-                return None
-            self.sock.settimeout(max(0.01, deadline - time.monotonic()))
-            try:
-                data = self.sock.recv(65536)
-            except ConnectionResetError:
-                data = b""
-            self.received += data
-            self.decoder.feed(data)
-
-    def event(self, timeout: float = 5.0) -> Event:
-        line = self.line(timeout)
-        assert line is not None, "the server hung up"
-        return decode_event(line)
-
-    def until(self, match: Callable[[Event], bool], timeout: float = 5.0) -> Event:
-        deadline = time.monotonic() + timeout
-        while True:
-            event = self.event(max(0.01, deadline - time.monotonic()))
-            if match(event):
-                return event
-
-    def line_with(self, part: bytes, timeout: float = 5.0) -> bytes:
-        """Skip lines until one that holds ``part``, and return it."""
-        deadline = time.monotonic() + timeout
-        while part not in (line := self.line(max(0.01, deadline - time.monotonic())) or b""):
-            assert line, "the server hung up"
-        return line
-
-    def rest(self, timeout: float = 5.0) -> list[bytes]:
-        """Every line until the server hangs up (TimeoutError if it does not)."""
-        lines = []
-        while (line := self.line(timeout)) is not None:
-            lines.append(line)
-        return lines
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 @pytest.fixture
@@ -120,27 +49,17 @@ def collect_until(client: ChatClient, match: Callable[[Event], bool], timeout: f
     return seen
 
 
-def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> bool:
-    """Check ``condition`` until it holds or ``timeout`` seconds pass; say whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True
-
-
 # -- the room token ------------------------------------------------------------------------------------
 
 TOKEN = "owl-7-harbour"
 
 
-def test_the_right_token_lets_programs_and_people_in() -> None:
+def test_the_right_token_lets_programs_and_people_in(raw_peer) -> None:
     with (
         ChatServer(port=0, token=TOKEN, bot=False) as server,
         ChatClient(*server.address, nick="ada", token=TOKEN) as ada,
     ):
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         assert b"token" in person.banner  # a person is told how to give it
         person.send(f"bob {TOKEN}\n".encode())
         assert person.line().startswith(b"Welcome, bob!")
@@ -150,7 +69,9 @@ def test_the_right_token_lets_programs_and_people_in() -> None:
 
 
 @pytest.mark.parametrize("token", [None, "owl-7-harbor", TOKEN + "x", ""])
-def test_a_wrong_or_missing_token_is_refused_before_seeing_or_saying_anything(token: str | None) -> None:
+def test_a_wrong_or_missing_token_is_refused_before_seeing_or_saying_anything(
+    token: str | None, raw_peer
+) -> None:
     with (
         ChatServer(port=0, token=TOKEN, bot=False) as server,
         ChatClient(*server.address, nick="ada", token=TOKEN) as ada,
@@ -161,7 +82,7 @@ def test_a_wrong_or_missing_token_is_refused_before_seeing_or_saying_anything(to
         assert refused.value.code == "bad-token"
         assert "token" in str(refused.value)
 
-        eve = Raw(server.address)
+        eve = raw_peer(server, read_banner=True)
         eve.send((f"eve {token}\n" if token else "eve\n").encode())
         lines = eve.rest()
         assert len(lines) == 1 and b"token" in lines[0]  # one line saying why, then the door shuts
@@ -173,7 +94,7 @@ def test_a_wrong_or_missing_token_is_refused_before_seeing_or_saying_anything(to
         assert server.users() == ["ada"]
 
 
-def test_the_token_never_appears_in_logs_or_transcript(tmp_path: Path, caplog) -> None:
+def test_the_token_never_appears_in_logs_or_transcript(tmp_path: Path, caplog, raw_peer) -> None:
     caplog.set_level(logging.DEBUG)
     transcript = tmp_path / "room.jsonl"
     with (
@@ -182,7 +103,7 @@ def test_the_token_never_appears_in_logs_or_transcript(tmp_path: Path, caplog) -
     ):
         with pytest.raises(JoinRefused):
             ChatClient(*server.address, nick="eve", token=TOKEN[:-1] + "?")
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         person.send(f"bob {TOKEN}\n".encode())
         person.line()
         person.send(b"hi all\n")
@@ -267,13 +188,13 @@ def test_a_certificate_for_another_host_is_refused(tmp_path) -> None:
         ChatClient(*server.address, nick="ada", ssl_context=client_context(cert))
 
 
-def test_a_plain_client_gets_a_clear_refusal_from_a_tls_server_quickly(tls_server, errors) -> None:
+def test_a_plain_client_gets_a_clear_refusal_from_a_tls_server_quickly(tls_server, errors, raw_peer) -> None:
     started = time.monotonic()
     with pytest.raises(JoinRefused, match="TLS") as refused:
         ChatClient(*tls_server.address, nick="ada")
     assert refused.value.code == "tls-required"
     assert time.monotonic() - started < 4.0
-    person = Raw(tls_server.address)  # a person on netcat reads the same words
+    person = raw_peer(tls_server, read_banner=True)  # a person on netcat reads the same words
     assert person.banner.startswith(b"labchat/1 refused tls-required: ")
     assert b"--tls" in person.banner
     assert not errors()
@@ -291,16 +212,15 @@ def test_a_tls_client_gets_a_clear_error_from_a_plain_server_quickly(certificate
     assert not errors()
 
 
-def test_a_tls_handshake_that_stalls_is_timed_out(certificate) -> None:
+def test_a_tls_handshake_that_stalls_is_timed_out(certificate, raw_peer) -> None:
     cert, key = certificate
     with ChatServer(port=0, bot=False, hello_timeout=1.0, ssl_context=server_context(cert, key)) as server:
-        sock = socket.create_connection(server.address, timeout=5)
-        sock.sendall(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
+        peer = raw_peer(server)
+        peer.send(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
         started = time.monotonic()
-        while sock.recv(4096):
-            pass
+        peer.closed()
         assert time.monotonic() - started < 3.0
-        sock.close()
+        peer.close()
 
 
 def test_tls_connections_carry_a_two_way_burst_intact(tls_server, certificate) -> None:
@@ -342,18 +262,18 @@ def test_tls_connections_carry_a_two_way_burst_intact(tls_server, certificate) -
 # -- clients that misbehave ----------------------------------------------------------------------------
 
 
-def test_a_client_that_never_says_hello_is_timed_out() -> None:
+def test_a_client_that_never_says_hello_is_timed_out(raw_peer) -> None:
     with ChatServer(port=0, bot=False, hello_timeout=0.5) as server:
         started = time.monotonic()
-        idle = Raw(server.address)
+        idle = raw_peer(server, read_banner=True)
         (line,) = idle.rest()
         assert decode_event(line).code == "hello-timeout"
         assert 0.4 < time.monotonic() - started < 2.5
 
 
-def test_a_client_that_trickles_its_hello_is_timed_out_however_slowly_it_sends() -> None:
+def test_a_client_that_trickles_its_hello_is_timed_out_however_slowly_it_sends(raw_peer) -> None:
     with ChatServer(port=0, bot=False, hello_timeout=0.8) as server:
-        slow = Raw(server.address)
+        slow = raw_peer(server, read_banner=True)
         started = time.monotonic()
         stop = threading.Event()
 
@@ -378,15 +298,15 @@ def test_a_client_that_trickles_its_hello_is_timed_out_however_slowly_it_sends()
             assert ada.users == ["ada"]
 
 
-def test_a_flood_is_rate_limited_with_a_notice_and_then_cut_off() -> None:
+def test_a_flood_is_rate_limited_with_a_notice_and_then_cut_off(raw_peer) -> None:
     with (
         ChatServer(port=0, bot=False, rate=2.0, burst=5) as server,
         ChatClient(*server.address, nick="ada") as ada,
     ):
-        flooder = Raw(server.address)
+        flooder = raw_peer(server, read_banner=True)
         flooder.hello("flo")
         flooder.send(b"".join(f'{{"type":"say","text":"spam {n}"}}\n'.encode() for n in range(30)))
-        notice = flooder.until(is_event("error", code="rate-limited"))
+        notice = flooder.decoded_until(is_event("error", code="rate-limited"))
         assert "slow down" in notice.text
         seen = collect_until(ada, is_event("message", sender="flo", text="spam 4"))  # the burst
         ada.send("can anyone hear me")
@@ -395,7 +315,7 @@ def test_a_flood_is_rate_limited_with_a_notice_and_then_cut_off() -> None:
         assert 5 <= len(spam) < 30  # the burst went through, the rest was dropped
 
         flooder.send(b'{"type":"say","text":"spam"}\n' * (FLOOD_LIMIT + 50))
-        flooder.until(is_event("error", code="flooding"))
+        flooder.decoded_until(is_event("error", code="flooding"))
         assert flooder.rest() is not None  # then the server hangs up
         leave = ada.receive_until(is_event("leave", sender="flo"))
         assert leave.text == "flooding"
@@ -403,14 +323,14 @@ def test_a_flood_is_rate_limited_with_a_notice_and_then_cut_off() -> None:
         ada.receive_until(is_event("message", text="calm again"))
 
 
-def test_a_client_that_stops_reading_is_cut_off_and_nobody_else_waits() -> None:
+def test_a_client_that_stops_reading_is_cut_off_and_nobody_else_waits(raw_peer) -> None:
     limit = 64 * 1024
     with (
         ChatServer(port=0, bot=False, rate=None, outbox_limit=limit) as server,
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="bob") as bob,
     ):
-        sloth = Raw(server.address, rcvbuf=4096)
+        sloth = raw_peer(server, rcvbuf=4096, read_banner=True)
         sloth.hello("sloth")  # ... and from now on it reads nothing
         bob.receive_until(is_event("join", sender="sloth"))
         text = "z" * 900
@@ -437,14 +357,14 @@ def test_a_client_that_stops_reading_is_cut_off_and_nobody_else_waits() -> None:
         sloth.close()
 
 
-def test_connection_limits_hold_and_free_up_again() -> None:
+def test_connection_limits_hold_and_free_up_again(raw_peer) -> None:
     with ChatServer(port=0, bot=False, max_clients=3, hello_timeout=30) as server:
         ada = ChatClient(*server.address, nick="ada")
-        lurkers = [Raw(server.address), Raw(server.address)]  # connected, not yet joined: they count
+        lurkers = [raw_peer(server, read_banner=True) for _ in range(2)]  # connected, not joined: they count
         with pytest.raises(JoinRefused) as refused:
             ChatClient(*server.address, nick="bob")
         assert refused.value.code == "server-full" and "full" in str(refused.value)
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         assert person.banner.startswith(b"labchat/1 refused server-full: ")
         for lurker in lurkers:
             lurker.close()
@@ -454,20 +374,20 @@ def test_connection_limits_hold_and_free_up_again() -> None:
         ada.close()
 
 
-def test_bytes_that_are_not_text_are_refused_and_the_sender_may_carry_on(errors) -> None:
+def test_bytes_that_are_not_text_are_refused_and_the_sender_may_carry_on(errors, raw_peer) -> None:
     with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
-        program = Raw(server.address)
+        program = raw_peer(server, read_banner=True)
         program.hello("prog")
         program.send(b'{"type":"say","text":"caf\xe9"}\n')  # Latin-1, not UTF-8
-        assert program.until(is_event("error")).code == "bad-utf8"
+        assert program.decoded_until(is_event("error")).code == "bad-utf8"
         program.send(b'{"type":"say","text":"\\ud800 lone surrogate"}\n')
-        assert program.until(is_event("error")).code == "bad-utf8"
+        assert program.decoded_until(is_event("error")).code == "bad-utf8"
         program.send(b"[" * 4000 + b"\n")
-        assert program.until(is_event("error")).code == "bad-json"
+        assert program.decoded_until(is_event("error")).code == "bad-json"
         program.send(b'{"type":"say","text":"caf\xc3\xa9"}\n')
         assert ada.receive_until(is_event("message", sender="prog")).text == "café"
 
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         person.send(b"pat\n")
         person.line()
         person.send(b"\xff\xfe\xfd\n")
@@ -504,13 +424,13 @@ HOSTILE = [
 ]
 
 
-def test_escapes_and_markup_in_messages_are_neutralised_for_every_view() -> None:
+def test_escapes_and_markup_in_messages_are_neutralised_for_every_view(raw_peer) -> None:
     with (
         ChatServer(port=0, bot=False) as server,
         ChatClient(*server.address, nick="ada") as ada,
         ChatClient(*server.address, nick="mal") as mal,
     ):
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         person.send(b"pat\n")
         for text in HOSTILE:
             mal.send(text)
@@ -532,16 +452,16 @@ def test_escapes_and_markup_in_messages_are_neutralised_for_every_view() -> None
             assert "\u202e" not in line.decode() and "\x9b" not in line.decode()
 
 
-def test_an_overlong_line_gets_a_reason_and_the_others_see_why_the_sender_left(errors) -> None:
+def test_an_overlong_line_gets_a_reason_and_the_others_see_why_the_sender_left(errors, raw_peer) -> None:
     with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
-        big = Raw(server.address)
+        big = raw_peer(server, read_banner=True)
         big.hello("big")
         big.send(b'{"type":"say","text":"' + b"a" * 20000 + b'"}\n')
-        assert big.until(is_event("error")).code == "line-too-long"
+        assert big.decoded_until(is_event("error")).code == "line-too-long"
         assert big.rest() == []
         leave = ada.receive_until(is_event("leave", sender="big"))
         assert "line too long" in leave.text
-        early = Raw(server.address)  # too long before even saying hello
+        early = raw_peer(server, read_banner=True)  # too long before even saying hello
         early.send(b"x" * 10000)
         (line,) = early.rest()
         assert decode_event(line).code == "line-too-long"
@@ -549,10 +469,10 @@ def test_an_overlong_line_gets_a_reason_and_the_others_see_why_the_sender_left(e
     assert not errors()
 
 
-def test_abrupt_resets_mid_frame_leave_no_one_behind(errors) -> None:
+def test_abrupt_resets_mid_frame_leave_no_one_behind(errors, raw_peer) -> None:
     with ChatServer(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
         for n in range(20):
-            peer = Raw(server.address)
+            peer = raw_peer(server, read_banner=True)
             if n % 2:
                 peer.hello(f"r{n}")
             peer.send(b'{"type":"say","te')  # half a frame ...
@@ -575,55 +495,17 @@ def labchat(*args: str, env: dict[str, str] | None = None, **options) -> subproc
         capture_output=True,
         text=True,
         timeout=30,
-        env=_env(env),
+        env=environ(NO_COLOR="1", **(env or {})),
         **options,
     )
 
 
-def _env(extra: dict[str, str] | None) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "LABCHAT_TOKEN"}
-    return {**env, "NO_COLOR": "1", **(extra or {})}
-
-
-class Served:
-    """``labchat serve`` in the background, non-interactive: its port, and all it printed once stopped."""
-
-    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "labchat", "serve", "--port", "0", "--no-bot", *args],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-            env=_env(env),
-        )
-        first: queue.Queue[str] = queue.Queue()
-        threading.Thread(target=lambda: first.put(self.process.stdout.readline()), daemon=True).start()
-        try:
-            self.first_line = first.get(timeout=20)
-        except queue.Empty:
-            self.stop()
-            pytest.fail("labchat serve printed nothing within 20 s")
-        self.port = int(self.first_line.split("; ")[0].rsplit(":", 1)[1])
-
-    def stop(self) -> tuple[str, str]:
-        """Interrupt the server as Ctrl-C would; everything it printed (stdout, stderr)."""
-        self.process.send_signal(signal.SIGINT)
-        try:
-            out, err = self.process.communicate(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            out, err = self.process.communicate()
-            pytest.fail(f"labchat serve did not stop within 20 s of SIGINT; it printed:\n{out}\n{err}")
-        return self.first_line + out, err
-
-
-def test_cli_cert_then_serve_tls_then_a_piped_join_that_verifies_it(tmp_path: Path) -> None:
+def test_cli_cert_then_serve_tls_then_a_piped_join_that_verifies_it(tmp_path: Path, serve) -> None:
     made = labchat("cert", "--hosts", "localhost", "127.0.0.1", cwd=tmp_path)
     assert made.returncode == 0, made.stderr
     assert (tmp_path / "labchat-cert.pem").exists() and (tmp_path / "labchat-key.pem").exists()
     cafile, key = str(tmp_path / "labchat-cert.pem"), str(tmp_path / "labchat-key.pem")
-    served = Served("--tls-cert", cafile, "--tls-key", key)
+    served = serve("--no-bot", "--tls-cert", cafile, "--tls-key", key)
     try:
         assert "--tls --cafile" in served.first_line  # the server tells people how to join
         context = client_context(cafile)
@@ -662,9 +544,9 @@ def test_cli_join_with_tls_to_a_plain_server_fails_clearly_and_fast(tmp_path: Pa
         assert time.monotonic() - started < 10
 
 
-def test_cli_token_from_the_environment_is_required_and_never_printed(tmp_path: Path) -> None:
+def test_cli_token_from_the_environment_is_required_and_never_printed(tmp_path: Path, serve) -> None:
     secret = "quiet-owl-93"
-    served = Served("--log", str(tmp_path / "room.jsonl"), env={"LABCHAT_TOKEN": secret})
+    served = serve("--no-bot", "--log", str(tmp_path / "room.jsonl"), env=environ(LABCHAT_TOKEN=secret))
     try:
         ok = labchat(
             "join",
@@ -681,32 +563,32 @@ def test_cli_token_from_the_environment_is_required_and_never_printed(tmp_path: 
         wrong = labchat("join", where, "--nick", "eve", "--token", secret[:-1], input="hi\n")
         assert wrong.returncode == 3
     finally:
-        out, err = served.stop()
+        _, out, err = served.stop()
     assert "refused" in err and "ada" in err  # the server does log what happened ...
     assert secret not in out + err and secret[:-1] not in out + err  # ... but never the token
     assert secret[:-1] not in (tmp_path / "room.jsonl").read_text()
 
 
-def test_cli_serve_beyond_loopback_without_a_token_warns() -> None:
-    served = Served("--host", "0.0.0.0")
-    out, err = served.stop()
+def test_cli_serve_beyond_loopback_without_a_token_warns(serve) -> None:
+    served = serve("--no-bot", "--host", "0.0.0.0")
+    _, out, err = served.stop()
     assert "no token" in err and "anyone" in err
-    guarded = Served("--host", "0.0.0.0", env={"LABCHAT_TOKEN": "t0ken-here"})
-    out, err = guarded.stop()
+    guarded = serve("--no-bot", "--host", "0.0.0.0", env=environ(LABCHAT_TOKEN="t0ken-here"))
+    _, out, err = guarded.stop()
     assert "no token" not in out + err
 
 
-def test_nothing_a_client_sends_reaches_the_servers_log_raw(caplog) -> None:
+def test_nothing_a_client_sends_reaches_the_servers_log_raw(caplog, raw_peer) -> None:
     """The instructor reads the log in a terminal: it must not be a way into it."""
     caplog.set_level(logging.DEBUG, logger="labchat")
     with ChatServer(port=0, bot=False, rate=1.0, burst=1, hello_timeout=1.0) as server:
-        program = Raw(server.address)
+        program = raw_peer(server, read_banner=True)
         program.send(b'{"type":"hello","nick":"\\u001b[2Jevil\\u0007"}\n')
         program.rest()
-        person = Raw(server.address)
+        person = raw_peer(server, read_banner=True)
         person.send(b"\x1b]0;pwned\x07 token\n")
         person.rest()
-        joined = Raw(server.address)
+        joined = raw_peer(server, read_banner=True)
         joined.hello("ok")
         joined.send(b'{"type":"\x1b[31m"}\n{"type":"say","text":"\x1b[5m"}\n/\x1b[1mx\n')
         joined.send(b'{"type":"say","text":"' + b"\x1b" * 9000 + b'"}\n')

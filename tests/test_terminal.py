@@ -19,6 +19,7 @@ from collections.abc import Callable, Iterator
 import pexpect
 import pyte
 import pytest
+from conftest import listening
 
 from labchat import ChatClient, ChatServer
 from labchat.protocol import PROTOCOL, Event, encode
@@ -115,9 +116,9 @@ def where(server: ChatServer) -> str:
 
 
 def serve_port(host: Term) -> str:
-    """The real port, from the first line ``labchat serve`` prints."""
-    screen = host.wait(lambda s: re.search(r"listening on \S+:(\d+);", s) is not None)
-    return re.search(r"listening on \S+:(\d+);", screen).group(1)
+    """The real port, from the first line ``labchat serve`` prints on its screen."""
+    screen = host.wait(lambda s: listening(s) is not None)
+    return str(listening(screen).port)
 
 
 def test_host_and_two_guests_chat_both_ways_then_leave(terms):
@@ -193,15 +194,14 @@ def test_a_half_typed_line_survives_an_incoming_message(terms, room):
         assert ada.exit_status() == 0
 
 
-def test_escape_sequences_sent_through_the_room_arrive_as_harmless_text(terms, room):
+def test_escape_sequences_sent_through_the_room_arrive_as_harmless_text(terms, room, raw_peer):
     ada = terms("join", where(room), "--nick", "ada")
     ada.wait("ada>")
-    eve = socket.create_connection(room.address)  # a person on netcat: raw bytes
+    eve = raw_peer(room, read_banner=True)  # a person on netcat: raw bytes
     with eve:
-        eve.recv(4096)
-        eve.sendall(b"eve\n")
+        eve.send(b"eve\n")
         ada.wait("--> eve joined")
-        eve.sendall(b"\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[31mred\x1b[5Aup\n")
+        eve.send(b"\x1b[2J\x1b[H\x1b]0;pwned\x07\x1b[31mred\x1b[5Aup\n")
         ada.wait("eve: ^[[2J^[[H^[]0;pwned^G^[[31mred^[[5Aup")
     rows = ada.rows()
     assert rows[0].endswith("Welcome, ada! 1 here: ada. Type /help for commands, bye to leave.")
@@ -324,7 +324,7 @@ def test_ctrl_c_on_the_host_closes_the_room_and_guests_are_told(terms):
     assert "labchat: the server closed the connection" in ada.text()
 
 
-def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(terms):
+def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(terms, raw_peer):
     host = terms("serve", "--host", "0.0.0.0", "--port", "0", "--nick", "teacher", "--max-clients", "1")
     port = serve_port(host)
     host.wait("teacher>")
@@ -333,8 +333,8 @@ def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(
     assert f"warning: listening on 0.0.0.0:{port} with no token" in rows[1]
     host.type("half typed")
     host.wait("teacher> half typed")
-    with socket.create_connection(("127.0.0.1", int(port))) as late:  # the room is full: refused
-        assert b"refused server-full" in late.recv(4096)
+    with raw_peer(("127.0.0.1", int(port))) as late:  # the room is full: refused
+        assert b"refused server-full" in late.line()
     host.wait("warning: 127.0.0.1")
 
     def settled(_: str) -> bool:
