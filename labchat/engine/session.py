@@ -87,6 +87,7 @@ class Session:
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
+        self.tls_ended = False  # ... and the end of its stream
         self.drained = threading.Event()  # set once leaving and every byte has gone
         self.received_bytes = 0
         self.messages_in = 0
@@ -153,6 +154,7 @@ class Session:
         if plaintext:
             self.conversation.receive_data(plaintext)
         if ended:
+            self.tls_ended = True
             self.conversation.receive_data(b"")
 
     def _refuse_plain(self) -> None:
@@ -167,6 +169,10 @@ class Session:
         it must not be read from (it is paced, or readers are catching up).
         """
         core = self.core
+        if self.conversation.state is State.BANNER:  # a TLS handshake is still under way
+            if self.tls_ended:
+                self.end("closed during the TLS handshake")
+            return None
         batch: list[str | Invalid] = []
         try:
             while not self.leaving:
