@@ -4,6 +4,8 @@ Servers in this process (built in one place, ``make_server``, from ``TEST_SERVER
 
 - ``server``: a started ChatServer suited to tests (short hello timeout, no rate
   limit, greeter on), closed after the test.
+- ``engine``: the server class under test, parametrized: ThreadingChatServer and
+  SelectorChatServer, so every test that uses a server runs on both engines.
 - ``make_server(**kwargs)``: more servers, with any ChatServer keyword; each is
   started on 127.0.0.1 port 0 and closed after the test.
 - ``connect(nick, **kw)``: a ChatClient joined to ``server`` (or to
@@ -64,6 +66,7 @@ import pytest
 
 from labchat import ChatClient, ChatServer
 from labchat.protocol import Event, decode_event
+from labchat.server import SelectorChatServer, ThreadingChatServer
 
 # Seconds any single wait in a test may take before it counts as a failure.
 WAIT = 5.0
@@ -74,13 +77,23 @@ TEST_SERVER_DEFAULTS = {"host": "127.0.0.1", "port": 0, "hello_timeout": 2.0, "r
 # -- servers in this process, and clients of them ----------------------------------------------------
 
 
+# The two engines: every test that takes ``server``, ``make_server`` or ``engine`` runs on both.
+ENGINES = {"threading": ThreadingChatServer, "selector": SelectorChatServer}
+
+
+@pytest.fixture(params=sorted(ENGINES))
+def engine(request: pytest.FixtureRequest) -> type[ChatServer]:
+    """The server class under test: ThreadingChatServer, then SelectorChatServer."""
+    return ENGINES[request.param]
+
+
 @pytest.fixture
-def make_server() -> Iterator[Callable[..., ChatServer]]:
-    """A factory: ``make_server(**kwargs)`` starts a ChatServer on port 0; all are closed afterwards."""
+def make_server(engine: type[ChatServer]) -> Iterator[Callable[..., ChatServer]]:
+    """A factory: ``make_server(**kwargs)`` starts a server of ``engine`` on port 0; all are closed afterwards."""
     servers: list[ChatServer] = []
 
     def make(**kwargs: object) -> ChatServer:
-        server = ChatServer(**{**TEST_SERVER_DEFAULTS, **kwargs})
+        server = engine(**{**TEST_SERVER_DEFAULTS, **kwargs})
         server.start()
         servers.append(server)
         return server
