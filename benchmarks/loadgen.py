@@ -5,11 +5,13 @@ at a time and count frames with ``bytes.count`` (a regular expression pulls out 
 only where latency is measured); senders build tiny frames or reuse one prepared block. Every
 worker talks to its parent over a pipe: ``ready``, then ``go`` (start and end on the shared
 monotonic clock), ``sent`` (how many it sent), ``expect`` (how many each client must get),
-``result``, and ``stop``.
+``result``, and ``stop``. The idle-client worker (``scale_worker``) has phases of its own:
+``go`` (join), ``joined``, ``shout`` (one message to everyone), ``reached``, ``stop``.
 """
 
 from __future__ import annotations
 
+import errno
 import random
 import resource
 import selectors
@@ -21,6 +23,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 
 from . import wire
+from .servers import raise_nofile
 
 CHUNK = 256 * 1024
 Counts = Sequence[int]  # deliveries each client has counted so far, in shared memory
@@ -66,7 +69,7 @@ def room_worker(
     for spec in specs:
         sock = wire.connect(address, spec.rcvbuf)
         engine.join(sock, f"c{spec.index}")
-        pub = engine.open_publisher(address, f"c{spec.index}") or sock
+        pub = (engine.open_publisher(address, f"c{spec.index}") if spec.rate else None) or sock
         client = _Client(spec, sock, pub)
         clients.append(client)
         sock.setblocking(False)
@@ -207,10 +210,12 @@ def flood_worker(
     index: int,
     counts: Counts,
     watch: range,
-    window: int,
+    window: int | None,
 ) -> None:
-    """One sender, as fast as the engine takes it: never more than ``window`` messages ahead of
-    the slowest receiver (whose counts it watches), so nobody's buffer grows without bound."""
+    """One sender, as fast as the engine takes it. Paced: never more than ``window`` messages
+    ahead of the slowest receiver (whose counts it watches), so no engine is asked to buffer
+    without bound. Unpaced (``window`` None): it writes whenever its socket takes more, and only
+    the engine's own flow control stands between it and the receivers."""
     engine = wire.ENGINES[engine_name]()
     sock = wire.connect(address)
     engine.join(sock, f"c{index}")
@@ -229,7 +234,11 @@ def flood_worker(
     out = memoryview(b"")
     writing = False
     while time.monotonic_ns() < end or out:
-        if not out and time.monotonic_ns() < end and sent + FLOOD_BATCH - min(counts[lo:hi]) <= window:
+        if (
+            not out
+            and time.monotonic_ns() < end
+            and (window is None or sent + FLOOD_BATCH - min(counts[lo:hi]) <= window)
+        ):
             out = memoryview(block)
             sent += FLOOD_BATCH
         if out and not writing:
@@ -256,3 +265,138 @@ def flood_worker(
     sock.close()
     if pub is not sock:
         pub.close()
+
+
+# -- idle clients ----------------------------------------------------------------------------
+
+
+class _Idle:
+    __slots__ = ("number", "sock", "joined", "head", "at_end", "reached")
+
+    def __init__(self, number: int, sock: socket.socket) -> None:
+        self.number = number
+        self.sock = sock
+        self.joined = False
+        self.head = b""  # what arrived before the welcome (small)
+        self.at_end = False
+        self.reached = 0  # when the shouted message arrived (monotonic ns), 0 before
+
+
+def scale_worker(
+    pipe: Connection,
+    engine_name: str,
+    address: tuple[str, int],
+    clients: int,
+    received: Counts,
+    slot: int,
+    window: int,
+    shouter: bool,
+) -> None:
+    """Idle clients: join ``clients`` of them (at most ``window`` waiting to be let in at once),
+    keep reading everything the room sends, and on ``shout`` time one message reaching them all.
+
+    ``enough`` stops it opening more (the join phase ran out of time): it says ``joined`` once
+    those already on their way are in. ``received[slot]`` is kept at the bytes this worker has
+    read, so the parent can see when the room has gone quiet. The ``shouter`` worker's first
+    client sends the message.
+    """
+    raise_nofile(clients + 64)
+    engine = wire.ENGINES[engine_name]()
+    sel = selectors.DefaultSelector()
+    sel.register(pipe, selectors.EVENT_READ, None)
+    pipe.send(("ready",))
+    pipe.recv()  # go
+    idle: list[_Idle] = []
+    waiting = 0  # connected or connecting, not yet welcomed
+    joined = 0
+    last_welcome = 0
+    told_joined = False
+    total = 0
+    shout_at = 0
+    shout_deadline = 0.0
+    reached = 0
+    closed = 0  # hung up on by the server
+    gone = 0  # of those, joined and not reached
+    pub = None
+    while True:
+        while len(idle) < clients and waiting < window:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.setblocking(False)
+            code = sock.connect_ex(address)
+            if code not in (0, errno.EINPROGRESS):
+                raise OSError(code, f"connect to {address}: {errno.errorcode.get(code, code)}")
+            client = _Idle(len(idle), sock)
+            sel.register(sock, selectors.EVENT_WRITE, client)
+            idle.append(client)
+            waiting += 1
+        for key, mask in sel.select(0.2):
+            client = key.data
+            if client is None:
+                message = pipe.recv()[0]
+                if message == "stop":
+                    for c in idle:
+                        c.sock.close()
+                    if pub is not None and pub is not idle[0].sock:
+                        pub.close()
+                    return
+                if message == "enough":
+                    clients = len(idle)
+                elif message == "shout":
+                    shout_deadline = time.monotonic() + 10.0
+                    if shouter:
+                        pub = engine.open_publisher(address, "shout") or idle[0].sock
+                        pub.setblocking(True)
+                        shout_at = time.monotonic_ns()
+                        pub.sendall(engine.publish(wire.payload(shout_at, 0, 0)))
+                        pub.setblocking(False)
+                        if pub is not idle[0].sock:
+                            sel.register(pub, selectors.EVENT_READ, False)
+                continue
+            if client is False:  # the Redis publisher's reply
+                _drop(key.fileobj)
+                continue
+            if mask & selectors.EVENT_WRITE:
+                error = client.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR)
+                if error:
+                    raise OSError(error, f"connect to {address}: {errno.errorcode.get(error, error)}")
+                client.sock.send(engine.hello(f"w{slot}c{client.number}"))
+                sel.modify(client.sock, selectors.EVENT_READ, client)
+                continue
+            try:
+                data = client.sock.recv(CHUNK)
+            except (BlockingIOError, InterruptedError):
+                continue
+            if not data:  # the server hung up on it (or is gone): it will not be reached
+                sel.unregister(client.sock)
+                closed += 1
+                if not client.joined:
+                    waiting -= 1
+                    clients -= 1
+                elif not client.reached:
+                    gone += 1
+                continue
+            total += len(data)
+            if not client.joined:
+                client.head += data
+                if not engine.welcomed(client.head):
+                    continue
+                client.joined = True
+                data, client.head = client.head, b""
+                waiting -= 1
+                joined += 1
+                last_welcome = time.monotonic_ns()
+            if not client.reached:
+                if wire.MARK in data or (client.at_end and data[:1] == b"T"):
+                    client.reached = time.monotonic_ns()
+                    reached += 1
+                client.at_end = data[-1:] == b"@"
+        received[slot] = total
+        if not told_joined and joined == clients:
+            pipe.send(("joined", (joined, last_welcome)))
+            told_joined = True
+        if shout_deadline and (reached + gone >= joined or time.monotonic() > shout_deadline):
+            latest = max((c.reached for c in idle), default=0)
+            report = {"reached": reached, "latest": latest, "sent_at": shout_at, "closed": closed}
+            pipe.send(("reached", report))
+            shout_deadline = 0.0

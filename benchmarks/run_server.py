@@ -1,7 +1,7 @@
 """A labchat server in its own process, for the benchmark: prints its port, serves until stdin closes.
 
-The rule it keeps: every protection stays on except the ones the command line switches off,
-so the benchmark measures the server people run, not a stripped-down copy.
+The rule it keeps: every protection stays on at the server's own default except the ones the
+command line names, so the benchmark measures the server people run, not a stripped-down copy.
 """
 
 from __future__ import annotations
@@ -9,21 +9,34 @@ from __future__ import annotations
 import argparse
 import sys
 
-from labchat import ChatServer
+from labchat.server import SelectorChatServer, ThreadingChatServer
+
+from .servers import raise_nofile
+
+SERVERS = {"threading": ThreadingChatServer, "selector": SelectorChatServer}
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--engine", choices=sorted(SERVERS), default="threading")
     parser.add_argument("--no-rate-limit", action="store_true", help="switch the per-client rate limit off")
     parser.add_argument("--max-clients", type=int, default=100)
-    parser.add_argument("--outbox-limit", type=int, default=256 * 1024)
+    parser.add_argument("--outbox-limit", type=int, help="bytes queued for one client (server default)")
+    parser.add_argument("--stall-timeout", type=float, help="seconds unread before a cut (server default)")
+    parser.add_argument("--max-pending", type=int, help="connections not yet joined (server default)")
     args = parser.parse_args(argv)
-    server = ChatServer(
+    raise_nofile(args.max_clients + 256)
+    optional = {
+        "outbox_limit": args.outbox_limit,
+        "stall_timeout": args.stall_timeout,
+        "max_pending": args.max_pending,
+    }
+    server = SERVERS[args.engine](
         port=0,
         bot=False,
         rate=None if args.no_rate_limit else 5.0,
         max_clients=args.max_clients,
-        outbox_limit=args.outbox_limit,
+        **{key: value for key, value in optional.items() if value is not None},
     )
     with server:
         print(server.address[1], flush=True)

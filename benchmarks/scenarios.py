@@ -1,6 +1,6 @@
-"""The five scenarios, each run against one engine: start it, drive it, measure, stop it.
+"""The scenarios, each run against one engine: start it, drive it, measure, stop it.
 
-The rule it keeps: one code path for both engines. A scenario is a plan of worker processes
+The rule it keeps: one code path for every engine. A scenario is a plan of worker processes
 (forked, each holding many clients) and what to measure; only ``wire`` knows how each engine
 is spoken to. Every figure returned is for one run; ``fanout.py`` takes medians over runs.
 """
@@ -14,7 +14,7 @@ from array import array
 from dataclasses import dataclass, field
 
 from . import wire
-from .loadgen import Spec, flood_worker, room_worker
+from .loadgen import Spec, flood_worker, room_worker, scale_worker
 from .servers import ENGINES, Engine
 
 CTX = multiprocessing.get_context("fork")
@@ -31,13 +31,22 @@ class Shape:
     room_rate: float = 20.0
     room_seconds: float = 5.0
     # Long enough for the slow reader's kernel buffers (several hundred KiB on Linux) and
-    # then its 256 KiB outbox to fill at the busy room's rate, so its fate shows in the run.
-    slow_seconds: float = 10.0
+    # then its 1 MiB outbox to fill at the busy room's rate (about 180 KB/s), so its fate
+    # shows in the run.
+    slow_seconds: float = 12.0
     fanout_receivers: tuple[int, ...] = (10, 50, 200)
     fanout_seconds: float = 5.0
     fanout_window: int = 2048
-    idle_clients: int = 200
+    idle_clients: tuple[int, ...] = (1000, 5000, 10000)
     workers: int = 2
+    # Idle clients per load worker, and how many of a worker's clients may be waiting to be
+    # let in at once: with 4 workers, 48 in all, within the server's 64 not-yet-joined.
+    idle_per_worker: int = 2500
+    join_window: int = 12
+    # The longest the idle clients are given to join. labchat tells every member of every
+    # join, so filling a room costs the server N^2/2 deliveries: past a few thousand clients
+    # that takes many minutes, and the run measures the room as far as it got.
+    join_budget: float = 60.0
 
 
 SMOKE = Shape(
@@ -48,7 +57,8 @@ SMOKE = Shape(
     slow_seconds=0.5,
     fanout_receivers=(10,),
     fanout_seconds=0.5,
-    idle_clients=20,
+    idle_clients=(200,),
+    join_budget=20.0,
 )
 
 
@@ -128,13 +138,14 @@ def drive(
     engine: Engine,
     groups: list[list[Spec]],
     seconds: float,
-    flood: tuple[int, int] | None = None,
+    flood: tuple[int, int | None] | None = None,
     slow: bool = False,
 ) -> Run:
     """Start the workers, let them send for ``seconds``, drain, and gather what they saw.
 
     ``groups`` are the room workers' clients; ``flood`` is (index, window) for a sender as
-    fast as the engine goes; ``slow`` adds a client that joins and then never reads.
+    fast as the engine goes (window None: unpaced); ``slow`` adds a client that joins and then
+    never reads.
     """
     size = sum(len(g) for g in groups) + (1 if flood else 0)
     counts = CTX.RawArray("q", size)
@@ -144,10 +155,10 @@ def drive(
     slow_sock = None
     try:
         for group in groups:
-            workers.add(room_worker, engine.name, engine.address, group, counts)
+            workers.add(room_worker, engine.protocol, engine.address, group, counts)
         if flood:
             index, window = flood
-            workers.add(flood_worker, engine.name, engine.address, index, counts, range(counted), window)
+            workers.add(flood_worker, engine.protocol, engine.address, index, counts, range(counted), window)
         workers.gather("ready")
         if slow:
             slow_sock = _slow_client(engine)
@@ -183,15 +194,15 @@ def drive(
 
 def _slow_client(engine: Engine) -> socket.socket:
     sock = wire.connect(engine.address, rcvbuf=SLOW_RCVBUF)
-    if engine.name == "redis":
+    if engine.protocol == "redis":
         wire.redis_call(sock, b"CLIENT", b"SETNAME", b"slow")
-    wire.ENGINES[engine.name]().join(sock, "slow")
+    wire.ENGINES[engine.protocol]().join(sock, "slow")
     return sock
 
 
 def _slow_fate(engine: Engine, sock: socket.socket, leaves: list[tuple[str, str]]) -> str:
     """What became of the client that never read: cut off (and why), or still buffered."""
-    if engine.name == "labchat":
+    if engine.protocol == "labchat":
         sock.setblocking(False)
         ended = False
         try:
@@ -231,40 +242,97 @@ def busy_room(engine: Engine, shape: Shape, slow: bool = False) -> Run:
     return drive(engine, _split(specs, shape.workers), seconds, slow=slow)
 
 
-def fan_out(engine: Engine, shape: Shape, receivers: int) -> Run:
-    """One sender as fast as the engine takes it; ``receivers`` clients count deliveries."""
+def fan_out(engine: Engine, shape: Shape, receivers: int, paced: bool = True) -> Run:
+    """One sender as fast as the engine takes it; ``receivers`` clients count deliveries.
+
+    Paced, the sender stays within ``fanout_window`` messages of the slowest receiver;
+    unpaced, it writes whenever its socket takes more, and the engine alone must hold it back.
+    """
     specs = [Spec(i) for i in range(receivers)]
     groups = _split(specs, shape.workers)
-    return drive(engine, groups, shape.fanout_seconds, flood=(receivers, shape.fanout_window))
+    window = shape.fanout_window if paced else None
+    return drive(engine, groups, shape.fanout_seconds, flood=(receivers, window))
 
 
-def scale(engine: Engine, shape: Shape) -> Run:
-    """Memory and threads of the server with many idle clients connected."""
+def scale(engine: Engine, shape: Shape, clients: int) -> Run:
+    """Many idle clients: how long they take to join, what they cost the server, and how long
+    one message takes to reach them all.
+
+    Workers join their clients as fast as the server lets them in; the room then goes quiet
+    (labchat tells everyone of every join, so that takes a while). Memory and threads are
+    read on the quiet server, and one client says one line that everyone must receive.
+    """
     before = (engine.rss_kib(), engine.threads())
-    specs = [Spec(i) for i in range(shape.idle_clients)]
-    counts = CTX.RawArray("q", len(specs))
+    parts = max(1, min(-(-clients // shape.idle_per_worker), 8))
+    sizes = [len(part) for part in _split(list(range(clients)), parts)]
+    received = CTX.RawArray("q", parts)
     workers = _Workers()
+    run = Run(sent=1, expected=clients)
     try:
-        for group in _split(specs, shape.workers):
-            workers.add(room_worker, engine.name, engine.address, group, counts)
+        for slot, size in enumerate(sizes):
+            args = (engine.protocol, engine.address, size, received, slot, shape.join_window, slot == 0)
+            workers.add(scale_worker, *args)
         workers.gather("ready")
-        time.sleep(0.2)  # let the server settle: threads started, buffers allocated
-        run = Run()
+        cpu = engine.cpu_seconds()
+        start = time.monotonic_ns()
+        workers.tell("go")
+        deadline = time.monotonic() + shape.join_budget
+        for pipe in workers.pipes:
+            pipe.poll(max(0.0, deadline - time.monotonic()))
+        if not all(pipe.poll() for pipe in workers.pipes):
+            workers.tell("enough")
+        joins = workers.gather("joined", 600.0)
+        members = sum(n for n, _ in joins)
+        joined = max(t for _, t in joins)
+        run.expected = members
+        quiet = _wait_quiet(received, 600.0)
+        run.server_cpu = engine.cpu_seconds() - cpu
+        run.extra["server_cpu_s"] = round(run.server_cpu, 2)  # joining and telling everyone
+        idle_cpu = engine.cpu_seconds()
+        time.sleep(1.0)
+        idle_cpu = engine.cpu_seconds() - idle_cpu
+        rss = engine.rss_kib()
         run.extra.update(
+            clients=clients,
+            joined=members,
+            join_s=round((joined - start) / 1e9, 3),
+            quiet_s=round((quiet - start) / 1e9, 3),
             rss_idle_kib=before[0],
             threads_idle=before[1],
-            rss_kib=engine.rss_kib(),
+            rss_kib=rss,
+            peak_rss_kib=engine.peak_rss_kib(),
             threads=engine.threads(),
-            clients=len(specs),
+            kib_per_client=round((rss - before[0]) / members, 2),
+            idle_cpu_pct=round(100 * idle_cpu, 1),
+            received_mib=round(sum(received) / 2**20, 1),
         )
-        now = time.monotonic_ns()
-        workers.tell("go", now, now)
-        workers.gather("sent")
-        workers.tell("expect", 0)
-        workers.gather("result")
+        workers.tell("shout")
+        reached = workers.gather("reached", 60.0)
+        sent_at = max(r["sent_at"] for r in reached)
+        run.delivered = sum(r["reached"] for r in reached)
+        run.extra["cut_off"] = sum(r["closed"] for r in reached)
+        run.extra["reach_all_ms"] = round((max(r["latest"] for r in reached) - sent_at) / 1e6, 2)
     finally:
+        # labchat tells everyone left of every departure too, so N clients hanging up at once
+        # cost the server another N^2/2 deliveries: not what this scenario measures. The
+        # server goes first, at once.
+        engine.kill()
         workers.stop()
     return run
+
+
+def _wait_quiet(received, timeout: float, still: float = 0.5) -> int:
+    """Wait until the workers have read nothing new for ``still`` seconds; when it went quiet."""
+    deadline = time.monotonic() + timeout
+    last, since = sum(received), time.monotonic_ns()
+    while time.monotonic() < deadline:
+        time.sleep(0.05)
+        now_total = sum(received)
+        if now_total != last:
+            last, since = now_total, time.monotonic_ns()
+        elif time.monotonic_ns() - since > still * 1e9:
+            return since
+    raise RuntimeError(f"the room did not go quiet within {timeout} s")
 
 
 def run_one(name: str, engine_name: str, shape: Shape) -> Run:
@@ -278,6 +346,8 @@ def run_one(name: str, engine_name: str, shape: Shape) -> Run:
             return busy_room(engine, shape, slow=True)
         if name.startswith("fanout"):
             return fan_out(engine, shape, int(name[len("fanout") :]))
-        if name == "scale":
-            return scale(engine, shape)
+        if name.startswith("unpaced"):
+            return fan_out(engine, shape, int(name[len("unpaced") :]), paced=False)
+        if name.startswith("scale"):
+            return scale(engine, shape, int(name[len("scale") :]))
     raise ValueError(f"unknown scenario {name!r}")

@@ -3,11 +3,14 @@
 The rule it keeps: whatever is started here is stopped here (``with`` blocks), on a loopback
 port chosen by the kernel, with the engine's protections as they ship except those the
 benchmark must switch off to push load (labchat's rate limit, which stays on by default).
+Three engines: labchat's two (``threading``: a thread per connection, ``selector``: one
+thread for all) and Redis pub/sub. ``protocol`` says how the load generator speaks to each.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import select
 import shutil
 import socket
@@ -22,10 +25,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
+def raise_nofile(wanted: int = 1 << 20) -> int:
+    """Raise this process's open-file limit toward ``wanted`` (at most the hard limit); the new limit."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if target > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        soft = target
+    return soft
+
+
 class Engine:
     """A running server process: its address, and its memory, threads and CPU time."""
 
     name = ""
+    protocol = ""  # a key of wire.ENGINES
 
     def __init__(self) -> None:
         self.proc: subprocess.Popen | None = None
@@ -38,6 +52,10 @@ class Engine:
 
     def rss_kib(self) -> int:
         return int(_status(self.pid)["VmRSS"].split()[0])
+
+    def peak_rss_kib(self) -> int:
+        """The most resident memory the process has had (the kernel's high-water mark)."""
+        return int(_status(self.pid)["VmHWM"].split()[0])
 
     def threads(self) -> int:
         return int(_status(self.pid)["Threads"])
@@ -59,21 +77,32 @@ class Engine:
     def stop(self) -> None:
         raise NotImplementedError
 
+    def kill(self) -> None:
+        """Stop the process at once, skipping its shutdown (``stop`` then does nothing more)."""
+        if self.proc is None:
+            return
+        self.proc.kill()
+        self.proc.wait()
+        if self.proc.stdout is not None:
+            self.proc.stdout.close()
+        if self.proc.stdin is not None:
+            self.proc.stdin.close()
+        self.proc = None
+
 
 class LabchatServer(Engine):
-    """``python -m benchmarks.run_server``: a ChatServer with the rate limit switched off."""
+    """``python -m benchmarks.run_server``: one of labchat's engines with the rate limit switched off.
 
-    name = "labchat"
+    Every other keyword is left at the server's own default (outbox limit, stall timeout,
+    connections waiting to join), except the room size, which must fit the idle clients.
+    """
 
-    def __init__(self, max_clients: int = 1000, outbox_limit: int = 256 * 1024) -> None:
+    protocol = "labchat"
+    engine = ""
+
+    def __init__(self, max_clients: int = 12000) -> None:
         super().__init__()
-        self.args = [
-            "--no-rate-limit",
-            "--max-clients",
-            str(max_clients),
-            "--outbox-limit",
-            str(outbox_limit),
-        ]
+        self.args = ["--engine", self.engine, "--no-rate-limit", "--max-clients", str(max_clients)]
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
@@ -94,20 +123,36 @@ class LabchatServer(Engine):
             return
         try:
             self.proc.stdin.close()
-            self.proc.wait(timeout=15)
+            self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         self.proc.stdout.close()
         if self.proc.returncode != 0:
-            raise RuntimeError(f"the labchat server exited with status {self.proc.returncode}")
+            raise RuntimeError(f"the labchat {self.engine} server exited with status {self.proc.returncode}")
         self.proc = None
+
+
+class ThreadingServer(LabchatServer):
+    """``ThreadingChatServer`` (``ChatServer``): a reader thread per connection."""
+
+    name = engine = "threading"
+
+
+class SelectorServer(LabchatServer):
+    """``SelectorChatServer``: one thread waits on every socket."""
+
+    name = engine = "selector"
 
 
 class RedisServer(Engine):
     """Debian's ``redis-server`` on a free loopback port, persistence off."""
 
-    name = "redis"
+    name = protocol = "redis"
+
+    def __init__(self, max_clients: int = 12000) -> None:
+        super().__init__()
+        self.max_clients = max_clients
 
     def start(self) -> None:
         binary = shutil.which("redis-server")
@@ -116,8 +161,9 @@ class RedisServer(Engine):
         port = _free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
-            + ["--protected-mode", "no", "--loglevel", "warning", "--maxclients", "2000"],
+            + ["--protected-mode", "no", "--loglevel", "warning", "--maxclients", str(self.max_clients)],
             stdout=subprocess.DEVNULL,
+            preexec_fn=raise_nofile,  # Redis sizes its client table from the limit it inherits
         )
         self.address = ("127.0.0.1", port)
         deadline = time.monotonic() + 10.0
@@ -144,7 +190,12 @@ class RedisServer(Engine):
         self.proc = None
 
 
-ENGINES: dict[str, type[Engine]] = {"labchat": LabchatServer, "redis": RedisServer}
+ENGINES: dict[str, type[Engine]] = {
+    "threading": ThreadingServer,
+    "selector": SelectorServer,
+    "redis": RedisServer,
+}
+LABCHAT = ("threading", "selector")  # the engines measured against Redis
 
 
 def _status(pid: int) -> dict[str, str]:

@@ -29,10 +29,18 @@ class Labchat:
     name = "labchat"
     separate_publisher = False
 
+    def hello(self, nick: str) -> bytes:
+        return b'{"type":"hello","nick":"%s"}\n' % nick.encode()
+
+    def welcomed(self, buf: bytes) -> bool:
+        """Whether what the server has said so far includes the whole welcome."""
+        at = buf.find(b'"type":"welcome"')
+        return at >= 0 and b"\n" in buf[at:]
+
     def join(self, sock: socket.socket, nick: str) -> bytes:
         """Say hello; return the bytes the server answered up to the welcome."""
-        sock.sendall(b'{"type":"hello","nick":"%s"}\n' % nick.encode())
-        return _read_until(sock, lambda buf: b'"type":"welcome"' in buf and buf.endswith(b"\n"))
+        sock.sendall(self.hello(nick))
+        return _read_until(sock, self.welcomed)
 
     def open_publisher(self, address: tuple[str, int], nick: str) -> socket.socket | None:
         return None
@@ -48,9 +56,15 @@ class Redis:
     separate_publisher = True
     channel = b"room"
 
+    def hello(self, nick: str) -> bytes:
+        return _command(b"SUBSCRIBE", self.channel)
+
+    def welcomed(self, buf: bytes) -> bool:
+        return buf.count(b"\r\n") >= 5  # *3 $9 subscribe $4 room :1
+
     def join(self, sock: socket.socket, nick: str) -> bytes:
-        sock.sendall(_command(b"SUBSCRIBE", self.channel))
-        return _read_until(sock, lambda buf: buf.count(b"\r\n") >= 5)
+        sock.sendall(self.hello(nick))
+        return _read_until(sock, self.welcomed)
 
     def open_publisher(self, address: tuple[str, int], nick: str) -> socket.socket | None:
         return connect(address)
