@@ -46,7 +46,7 @@ class Shape:
     # The longest the idle clients are given to join. labchat tells every member of every
     # join, so filling a room costs the server N^2/2 deliveries: past a few thousand clients
     # that takes many minutes, and the run measures the room as far as it got.
-    join_budget: float = 60.0
+    join_budget: float = 30.0
 
 
 SMOKE = Shape(

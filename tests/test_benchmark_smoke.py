@@ -1,8 +1,8 @@
-"""The benchmark's quick mode runs end to end against labchat and Redis and loses nothing.
+"""The benchmark's quick mode runs end to end against both labchat engines and Redis and loses nothing.
 
-It starts its own servers (a labchat server process and Debian's redis-server) on loopback
-ports the kernel picks, so this test needs redis-server installed: without it the benchmark
-fails, and so does this test.
+It starts its own servers (a process for each labchat engine and Debian's redis-server) on
+loopback ports the kernel picks, so this test needs redis-server installed: without it the
+benchmark fails, and so does this test.
 """
 
 from __future__ import annotations
@@ -13,9 +13,11 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+LABCHAT = ("threading", "selector")
+ENGINES = (*LABCHAT, "redis")
 
 
-def test_smoke_benchmark_runs_and_loses_nothing() -> None:
+def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
     done = subprocess.run(
         [sys.executable, "-m", "benchmarks.fanout", "--smoke"],
         cwd=ROOT,
@@ -26,16 +28,27 @@ def test_smoke_benchmark_runs_and_loses_nothing() -> None:
     assert done.returncode == 0, done.stdout + done.stderr
     report = json.loads(done.stdout.strip().splitlines()[-1])
     assert report["smoke"] is True
-    assert report["lost"] == 0
+    assert report["failures"] == []
+    assert report["lost"] == {engine: 0 for engine in ENGINES}
     runs = report["runs"]
-    assert set(runs) == {"latency", "busy", "slow", "fanout10", "scale"}
+    assert set(runs) == {"latency", "busy", "slow", "fanout10", "unpaced10", "scale200"}
     for name, by_engine in runs.items():
-        for engine in ("labchat", "redis"):
+        assert set(by_engine) == set(ENGINES), name
+        for engine in ENGINES:
             (run,) = by_engine[engine]
             assert run["lost"] == 0, (name, engine, run)
-            if name != "scale":
-                assert run["sent"] > 0 and run["delivered"] > 0, (name, engine, run)
-    assert runs["busy"]["labchat"][0]["p99_us"] > 0
-    assert runs["fanout10"]["labchat"][0]["deliveries_per_s"] > 0
-    assert runs["scale"]["labchat"][0]["threads"] > runs["scale"]["labchat"][0]["threads_idle"]
-    assert "labchat" in done.stdout and "redis" in done.stdout  # the table names both engines
+            assert run["sent"] > 0 and run["delivered"] > 0, (name, engine, run)
+    for engine in LABCHAT:
+        for name in ("fanout10", "unpaced10"):
+            (run,) = runs[name][engine]
+            assert run["deliveries_per_s"] > 0, (name, engine)
+            assert run["cut_off"] == 0, (name, engine, run["closed"])  # everyone kept reading
+        (busy,) = runs["busy"][engine]
+        assert busy["p99_us"] > 0
+        (scale,) = runs["scale200"][engine]
+        assert scale["joined"] == 200 and scale["delivered"] == 200, scale  # one message reached all
+    threaded, selector = (runs["scale200"][engine][0] for engine in LABCHAT)
+    assert threaded["threads"] >= threaded["threads_idle"] + 200  # a thread per connection
+    assert selector["threads"] == selector["threads_idle"]  # one thread for all of them
+    for engine in ENGINES:
+        assert engine in done.stdout  # the table names every engine
