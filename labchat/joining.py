@@ -4,8 +4,10 @@ Shared by ``labchat join`` and by ``labchat serve``, whose host joins its own
 room over loopback like everyone else. The rule it keeps: an ordinary failure
 (no server there, nick taken, wrong token, TLS mismatch, connection lost)
 becomes a ``Failure`` with one clear line and an exit status, never a
-traceback. The chat runs at a prompt (``terminal.py``) when a person is at a
-terminal, and in plain lines (``piped.py``) otherwise.
+traceback. A connection that drops is re-established by the client itself,
+which says so in the chat like any notice. The chat runs at a prompt
+(``terminal.py``) when a person is at a terminal, and in plain lines
+(``piped.py``) otherwise.
 """
 
 from __future__ import annotations
@@ -99,11 +101,23 @@ def token_from(given: str | None) -> str | None:
     return given or os.environ.get(TOKEN_ENV) or None
 
 
-def connect(host: str, port: int, nick: str, token: str | None, context: ssl.SSLContext | None) -> ChatClient:
-    """A joined ChatClient, or Failure saying in one line why not."""
+def connect(
+    host: str,
+    port: int,
+    nick: str,
+    token: str | None,
+    context: ssl.SSLContext | None,
+    *,
+    reconnect: bool = True,
+) -> ChatClient:
+    """A joined ChatClient, or Failure saying in one line why not.
+
+    The client reconnects by itself when the connection drops (``reconnect``): the
+    chat shows "reconnecting..." and goes on once the server is back.
+    """
     where = hostport(host, port)
     try:
-        return ChatClient(host, port, nick=nick, token=token, ssl_context=context)
+        return ChatClient(host, port, nick=nick, token=token, ssl_context=context, reconnect=reconnect)
     except JoinRefused as exc:
         hint = ""
         if exc.code == "bad-token" and not token:

@@ -5,7 +5,9 @@ a script can chat. Each input line is sent, at a pace the server accepts; each
 event is printed as one line the moment it arrives. The rule it keeps: nothing
 is lost at the end. When input ends the client says ``/quit`` and waits for
 the server's goodbye, so every line was delivered and every answer printed
-before the process exits.
+before the process exits. A reconnect does not lose lines either: its notices
+are printed like any event, and the lines that come meanwhile wait until the
+client is back (Ctrl-C still leaves at once).
 """
 
 from __future__ import annotations
@@ -16,10 +18,14 @@ import signal
 import threading
 from typing import TextIO
 
-from .client import ChatClient, ConnectionClosed
+from .client import ChatClient, ConnectionClosed, Reconnecting
 from .console import Pace
 from .protocol import Event, is_farewell
 from .render import terminal
+
+# Seconds between two looks at Ctrl-C while waiting for a reconnect (a signal handler may
+# only set a flag, so the main thread looks for it).
+_CTRL_C_POLL = 0.2
 
 # Markers the stdin reader and the event printer put in the main thread's queue.
 _END_OF_INPUT = object()
@@ -63,19 +69,46 @@ class LineChat:
             if item is _CONNECTION_ENDED:
                 break
             if item is _END_OF_INPUT or self._interrupted:
-                if self.client.connected:  # not already cut off by the server
-                    self.left = True
-                    self.client.close()
+                self._leave()
                 break
             if not item.strip():
                 continue
             pace.wait()
-            try:
-                self.client.send(item)
-            except ConnectionClosed:
+            if not self._send(item):
+                if self._interrupted:
+                    self._leave()
                 break
         printer.join()
         return 0 if self.left else 1
+
+    def _send(self, line: str) -> bool:
+        """Send a line, after waiting out a reconnect if need be; False if the chat is over."""
+        while True:
+            try:
+                self.client.send(line)
+                return True
+            except Reconnecting:
+                if not self._wait_connected():
+                    return False
+            except ConnectionClosed:
+                return False
+
+    def _wait_connected(self) -> bool:
+        """True once the client is connected; False if it ended, or Ctrl-C came first."""
+        while not self._interrupted:
+            if self.client.wait_connected(timeout=_CTRL_C_POLL):
+                return True
+            if not self.client.reconnecting:
+                return False
+        return False
+
+    def _leave(self) -> None:
+        """Leave politely: once back, if the connection is being re-established (unless Ctrl-C)."""
+        if not self._interrupted:
+            self._wait_connected()
+        if self.client.connected or self.client.reconnecting:  # not already cut off by the server
+            self.left = True
+            self.client.close()
 
     def _on_ctrl_c(self, number: int, frame: object) -> None:
         self._interrupted = True

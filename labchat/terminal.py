@@ -7,12 +7,17 @@ screen that came from the network went through ``render.terminal``, which
 turns control characters into visible text, so no one else can move the
 cursor, clear the screen or retitle the window. ``bye``, ``/quit``, Ctrl-D and
 Ctrl-C all leave politely and wait for the server's goodbye.
+
+While the client reconnects, its notices print like any other and the prompt
+says ``(reconnecting)``; a line typed meanwhile is not sent, and the screen says
+so (the up arrow brings it back to send again).
 """
 
 from __future__ import annotations
 
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
@@ -22,7 +27,7 @@ from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.patch_stdout import StdoutProxy
 
-from .client import ChatClient, ConnectionClosed
+from .client import ChatClient, ConnectionClosed, Reconnecting
 from .console import Pace
 from .protocol import Event, is_farewell
 from .render import nick_colour, safe, terminal
@@ -130,6 +135,12 @@ class TerminalChat:
                 pace.wait()
                 try:
                     self.client.send(line)
+                except Reconnecting:
+                    if is_farewell(line):  # nobody to say goodbye to: just go
+                        self.left = True
+                        return
+                    self._show(_not_sent(line))
+                    continue
                 except ConnectionClosed:
                     return
                 if is_farewell(line):
@@ -138,11 +149,12 @@ class TerminalChat:
                     return
 
     def _prompt_text(self) -> Callable[[], object]:
-        def text() -> object:
+        def text() -> object:  # asked again at every redraw, so it follows the connection
             nick = safe(self.client.nick)
+            state = " (reconnecting)" if self.client.reconnecting else ""
             if not self.color:
-                return f"{nick}> "
-            return ANSI(f"\x1b[1;{nick_colour(self.client.nick)}m{nick}\x1b[0m> ")
+                return f"{nick}{state}> "
+            return ANSI(f"\x1b[1;{nick_colour(self.client.nick)}m{nick}\x1b[0m{state}> ")
 
         return text
 
@@ -180,3 +192,8 @@ class TerminalChat:
 
     def _show(self, event: Event) -> None:
         print(terminal(event, color=self.color), flush=True)
+
+
+def _not_sent(line: str) -> Event:
+    """The line a person typed while the client was reconnecting, shown as not sent."""
+    return Event(kind="error", code="not-sent", text=f"not sent, reconnecting: {line}", time=time.time())

@@ -7,10 +7,12 @@ panel = join("127.0.0.1", 5050, nick="ada")   # in another notebook: a client pa
 The panels are thin: everything they show comes from ``render.py`` (user text is
 always escaped, never HTML) and everything they do goes through ``ChatClient``
 and ``ChatServer``; the host's own chat is an ordinary client over loopback.
-The rules they keep: widgets are written under one lock, from whichever thread
-has news; the input box is written only by the kernel's main thread; at most
-``max_lines`` recent lines are kept and shown; and re-running a cell closes
-what its last run started, so there is never an "Address already in use".
+A client panel whose connection drops reconnects by itself: its status line says
+"reconnecting..." until it is back. The rules they keep: widgets are written
+under one lock, from whichever thread has news; the input box is written only
+by the kernel's main thread; at most ``max_lines`` recent lines are kept and
+shown; and re-running a cell closes what its last run started, so there is
+never an "Address already in use".
 """
 
 from __future__ import annotations
@@ -48,7 +50,12 @@ REDRAW_INTERVAL = 0.05
 _WIDGET_LOCK = threading.RLock()
 
 # How each state shows in the status line: a colour class and a mark.
-_MARKS = {"connected": ("ok", "●"), "serving": ("ok", "●"), "failed": ("bad", "✖")}
+_MARKS = {
+    "connected": ("ok", "●"),
+    "serving": ("ok", "●"),
+    "reconnecting": ("wait", "◌"),
+    "failed": ("bad", "✖"),
+}
 
 _CSS = """<style>
 .lc-panel { max-width: 980px; font-family: var(--jp-ui-font-family, sans-serif); }
@@ -56,6 +63,7 @@ _CSS = """<style>
 .lc-howto td { padding: 1px 8px 1px 0; }
 .lc-title { font-weight: 600; font-size: 1.05em; }
 .lc-status-ok { color: #1e8449; } .lc-status-bad { color: #b03a2e; } .lc-status-off { color: #707070; }
+.lc-status-wait { color: #b9770e; }
 .lc-scroll { height: var(--lc-height, 260px); overflow-y: auto; display: flex;
   flex-direction: column-reverse; border: 1px solid #d0d0d0; border-radius: 4px; padding: 4px 8px;
   background: var(--jp-layout-color0, #fff); }
@@ -82,7 +90,8 @@ class ChatPanel(widgets.VBox):
     - ``client``: the ChatClient (None until connected, or after a failure);
       ``server``: None here, the ChatServer in a ServerPanel.
     - ``address``: (host, port) this panel talks to; ``nick``; ``users``.
-    - ``state``: "connected", "disconnected" or "failed"; ``status``: the status line as text.
+    - ``state``: "connected", "reconnecting" (the connection dropped; the client is getting
+      back in), "disconnected" or "failed"; ``status``: the status line as text.
     - ``say(text)``: send a line as if typed (a message, ``bye`` or a ``/command``).
     - ``transcript_lines()`` / ``transcript_text()``: the lines shown, as plain text, no times.
     - ``wait_for(text, timeout)``: wait until a line containing ``text`` is shown.
@@ -146,13 +155,24 @@ class ChatPanel(widgets.VBox):
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
+        reconnect: bool = True,
     ) -> bool:
-        """Join the room at (host, port); on failure the status line says why. True if joined."""
+        """Join the room at (host, port); on failure the status line says why. True if joined.
+
+        With ``reconnect`` a dropped connection is re-established by the client, and the
+        status line says "reconnecting..." meanwhile.
+        """
         self.address = (host, port)
         where = _where(host, port)
         try:
             client = ChatClient(
-                host, port, nick=self.nick, token=token, ssl_context=ssl_context, timeout=timeout
+                host,
+                port,
+                nick=self.nick,
+                token=token,
+                ssl_context=ssl_context,
+                timeout=timeout,
+                reconnect=reconnect,
             )
         except JoinRefused as exc:
             return self._fail(f"could not join {where}: {exc.reason}")
@@ -166,7 +186,7 @@ class ChatPanel(widgets.VBox):
         client.on_close(self._on_client_close)
         self._pull()
         if client.connected:
-            self._set_state("connected", f"connected to {where} as {client.nick}")
+            self._set_state("connected", self._connected_status())
         else:
             self._on_client_close(client.close_reason)
         return True
@@ -215,7 +235,7 @@ class ChatPanel(widgets.VBox):
         """Leave the chat; the panel stays on screen, saying so."""
         self._stopping = True
         client = self.client
-        if client is not None and client.connected:
+        if client is not None and (client.connected or client.reconnecting):
             client.close()
             self._pull()
             self._set_state("disconnected", "you left the chat")
@@ -306,6 +326,10 @@ class ChatPanel(widgets.VBox):
         self._set_state("failed", why)
         return False
 
+    def _connected_status(self) -> str:
+        host, port = self.address
+        return f"connected to {_where(host, port)} as {self.client.nick}"
+
     # -- events (the client's receiver thread) --------------------------------------------
 
     def _take(self, event: Event) -> None:
@@ -350,7 +374,19 @@ class ChatPanel(widgets.VBox):
         self._draw()
 
     def _on_client_event(self, event: Event) -> None:
+        if event.kind == "system" and event.code in ("reconnecting", "reconnected"):
+            self._follow_reconnect(event.code, event.text)
         self._pull()  # the event is already queued; taking the whole queue keeps the order
+
+    def _follow_reconnect(self, code: str, text: str) -> None:
+        """The client's own notices: the status line says "reconnecting..." while it lasts."""
+        with self._lock:  # drawn by the _pull that follows, with the notice itself
+            if self._stopping or self._ended:
+                return
+            if code == "reconnecting":
+                self.state, self.status = "reconnecting", text
+            else:
+                self.state, self.status = "connected", self._connected_status()
 
     def _on_client_close(self, reason: str) -> None:
         with self._lock:
@@ -426,7 +462,8 @@ class ServerPanel(ChatPanel):
         self._describe_joining(bound[1], server.token, cert, tls=ssl_context is not None)
         loopback = _loopback(host, bound[0])
         own_tls = _own_tls_context(cert) if ssl_context is not None else None
-        if not self.connect(loopback, bound[1], token=server.token, ssl_context=own_tls):
+        # The host's own chat lives and ends with the server beside it: nothing to reconnect to.
+        if not self.connect(loopback, bound[1], token=server.token, ssl_context=own_tls, reconnect=False):
             failure = self.status
             server.close()
             self.server = None
@@ -509,6 +546,7 @@ def join(
     tls: bool = False,
     cafile: str | Path | None = None,
     timeout: float = 10.0,
+    reconnect: bool = True,
     max_lines: int = MAX_LINES,
     height: str = "260px",
     show: bool = True,
@@ -517,6 +555,8 @@ def join(
 
     ``tls=True`` (or a ``cafile``, the host's certificate) speaks TLS; ``ssl_context`` gives your own.
     Errors (unreachable, nick taken, wrong token) show in the panel, not as a traceback.
+    A dropped connection is re-established, the panel saying "reconnecting..." meanwhile
+    (``reconnect=False``: the panel says "disconnected" instead).
     The panel shows itself as the cell's output (``show=False`` leaves that to you).
     """
     host, port = _split(host, port)
@@ -524,7 +564,7 @@ def join(
         ssl_context = client_context(cafile)
     panel = ChatPanel(nick=nick, max_lines=max_lines, height=height)
     _replace(("join", _cell_key()), panel, lambda old: False)
-    panel.connect(host, port, token=token, ssl_context=ssl_context, timeout=timeout)
+    panel.connect(host, port, token=token, ssl_context=ssl_context, timeout=timeout, reconnect=reconnect)
     if show:
         _show(panel)
     return panel

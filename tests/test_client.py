@@ -292,3 +292,13 @@ def test_receive_after_the_server_goes_away_raises_connection_closed(make_server
     assert ended.wait(WAIT) and reasons == ["the server closed the connection"]
     with pytest.raises(ConnectionClosed):
         ada.send("hello?")
+
+
+def test_on_close_given_after_the_end_is_called_at_once(connect) -> None:
+    ada = connect("ada")
+    ada.send("bye")
+    with pytest.raises(ConnectionClosed):
+        ada.receive_until(lambda e: False, timeout=WAIT)
+    reasons: list[str] = []
+    ada.on_close(reasons.append)
+    assert reasons == ["you left the chat"]
