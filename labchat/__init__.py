@@ -9,6 +9,7 @@ with ChatServer(port=0) as server:
 """
 
 from .client import ChatClient, ConnectionClosed, JoinRefused
+from .doctor import doctor
 from .protocol import Event, ProtocolError
 from .server import ChatServer
 
@@ -21,4 +22,5 @@ __all__ = [
     "JoinRefused",
     "ProtocolError",
     "__version__",
+    "doctor",
 ]

@@ -1,4 +1,4 @@
-"""The ``labchat`` command: serve a room, join one, make a TLS certificate, replay a transcript.
+"""The ``labchat`` command: serve a room, join or diagnose one, make a TLS certificate, replay a transcript.
 
 Argument parsing and the small commands live here; ``labchat serve`` is in
 ``serving.py`` and what ``join`` shares with it (addresses, connecting, the
@@ -22,6 +22,7 @@ from typing import TextIO
 
 from . import __version__, tls
 from .console import use_color
+from .doctor import doctor
 from .joining import (
     TOKEN_ENV,
     Failure,
@@ -102,6 +103,19 @@ examples:
 Share the certificate with everyone who joins (it is public); keep the key secret.
 """
 
+DOCTOR_EXAMPLES = """\
+examples:
+  labchat doctor 10.0.0.5:5050                     can a join reach this room, and if not, why?
+  labchat doctor classroom.local --tls --cafile labchat-cert.pem
+  LABCHAT_TOKEN=s3cret labchat doctor 10.0.0.5:5050
+
+It looks the name up, connects, reads the banner, says hello with a throwaway
+nick and leaves at once, printing one line a step: ok, problem or hint. The last
+step lists this machine's own addresses (the ones a host gives the class).
+
+exit status: 0 a join works, 1 it would not, 2 bad arguments.
+"""
+
 REPLAY_EXAMPLES = """\
 examples:
   labchat serve --log class.jsonl      write the transcript while the room runs
@@ -110,7 +124,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``labchat`` argument parser with its four commands."""
+    """The ``labchat`` argument parser with its five commands."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="labchat",
@@ -208,6 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cert.add_argument("--force", action="store_true", help="overwrite existing files")
 
+    doctor = commands.add_parser(
+        "doctor",
+        help="say why a join does not work (or that it does)",
+        description="Walk the path a join takes, step by step, and say where it breaks and what to try.",
+        epilog=DOCTOR_EXAMPLES,
+        formatter_class=formatter,
+    )
+    doctor.add_argument("address", nargs="?", default="127.0.0.1", metavar="HOST[:PORT]")
+    doctor.add_argument("--tls", action="store_true", help="connect with TLS")
+    doctor.add_argument(
+        "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
+    )
+    doctor.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
+    doctor.add_argument("--nick", metavar="N", help="the nick to try (default: a throwaway, doctor-NNNN)")
+    doctor.add_argument(
+        "--timeout", type=_seconds, default=5.0, metavar="S", help="seconds each step may wait (default: 5)"
+    )
+
     replay = commands.add_parser(
         "replay",
         help="print a room's transcript (written by 'serve --log')",
@@ -231,6 +263,34 @@ def cmd_join(args: argparse.Namespace) -> int:
     context = client_context(args.cafile) if (args.tls or args.cafile) else None
     client = connect(host, port, args.nick, token_from(args.token), context)
     return chat(client, color=use_color(sys.stdout, disabled=args.no_color), interactive=at_terminal())
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    """``labchat doctor``: print what each step of a join finds; 0 only when a join works."""
+    try:
+        address = parse_address(args.address)
+    except ValueError as exc:
+        raise Failure(str(exc), 2) from None
+    report = doctor(
+        address,
+        tls=args.tls,
+        cafile=args.cafile,
+        token=token_from(args.token),
+        nick=args.nick,
+        timeout=args.timeout,
+    )
+    print(report, flush=True)
+    return 0 if report.ok else 1
 
 
 def cmd_cert(args: argparse.Namespace) -> int:
@@ -276,7 +336,13 @@ def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
-COMMANDS = {"serve": cmd_serve, "join": cmd_join, "cert": cmd_cert, "replay": cmd_replay}
+COMMANDS = {
+    "serve": cmd_serve,
+    "join": cmd_join,
+    "doctor": cmd_doctor,
+    "cert": cmd_cert,
+    "replay": cmd_replay,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
