@@ -1,6 +1,6 @@
-"""Draw the benchmark's figures from its JSON results: latency distributions and fan-out vs N.
+"""Draw the benchmark's figures from its JSON results: latency, fan-out against N, idle clients.
 
-    python -m benchmarks.plot results.json         # writes docs/latency.png and docs/fanout.png
+    python -m benchmarks.plot benchmarks/results.json   # writes docs/latency.png, fanout.png, scale.png
 
 The rule it keeps: plot only what the JSON holds (each run's percentiles and the medians of
 the runs), so the figures can always be redrawn from the recorded numbers.
@@ -20,7 +20,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-COLOURS = {"labchat": "tab:blue", "redis": "tab:red"}
+ENGINES = ("threading", "selector", "redis")
+COLOURS = {"threading": "tab:blue", "selector": "tab:green", "redis": "tab:red"}
 PANELS = [
     ("latency", "2 clients, 1,000 msg/s"),
     ("busy", "busy room: 50 clients x 20 msg/s"),
@@ -35,10 +36,10 @@ def _nines(q: float) -> float:
 
 def latency_figure(report: dict, path: Path) -> None:
     """Latency by percentile, one thin line per run and a thick one for the median of the runs."""
-    fig, axes = plt.subplots(1, len(PANELS), figsize=(12, 4), sharey=True)
+    fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 4.2), sharey=True)
     ticks = [50, 90, 99, 99.9, 100]
     for ax, (name, title) in zip(axes, PANELS, strict=True):
-        for engine in ("labchat", "redis"):
+        for engine in ENGINES:
             by_engine = report["runs"].get(name, {}).get(engine, [])
             runs = [r["spectrum_us"] for r in by_engine if "spectrum_us" in r]
             if not runs:
@@ -57,34 +58,78 @@ def latency_figure(report: dict, path: Path) -> None:
     axes[0].set_ylabel("one-way delivery latency (ms, log scale)")
     axes[0].legend(fontsize=8)
     when = report["machine"]["date"]
-    fig.suptitle(f"Latency distribution, labchat and Redis pub/sub in the same run ({when})", fontsize=11)
+    title = f"Latency distribution, labchat's engines and Redis pub/sub in one run ({when})"
+    fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
 
 
 def fanout_figure(report: dict, path: Path) -> None:
-    """Deliveries per second summed over receivers against the number of receivers N."""
-    names = [name for name in report["runs"] if name.startswith("fanout")]
-    points = sorted((int(name[len("fanout") :]), name) for name in names)
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    for engine in ("labchat", "redis"):
-        xs, medians = [], []
-        for n, name in points:
-            values = [r["deliveries_per_s"] / 1e6 for r in report["runs"][name][engine]]
-            ax.plot([n] * len(values), values, ".", color=COLOURS[engine], alpha=0.5)
-            xs.append(n)
-            medians.append(statistics.median(values))
-        ax.plot(xs, medians, "-o", color=COLOURS[engine], label=f"{engine} (median; dots: each run)")
-    ax.set_xscale("log")
-    ax.set_xticks([n for n, _ in points], [str(n) for n, _ in points])
-    ax.minorticks_off()
-    ax.set_xlabel("receivers N (one sender, 100-byte messages)")
-    ax.set_ylabel("deliveries per second (millions)")
-    ax.set_ylim(bottom=0)
-    ax.grid(alpha=0.3)
-    ax.legend()
-    ax.set_title(f"Fan-out in the same run ({report['machine']['date']})", fontsize=11)
+    """Deliveries per second summed over receivers against N, paced and unpaced sender side by side."""
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.2), sharey=True)
+    titles = {
+        "fanout": "sender paced by the load generator",
+        "unpaced": "sender not paced (as fast as it is let)",
+    }
+    for ax, (prefix, title) in zip(axes, titles.items(), strict=True):
+        names = [name for name in report["runs"] if name.startswith(prefix)]
+        points = sorted((int(name[len(prefix) :]), name) for name in names)
+        for engine in ENGINES:
+            xs, medians = [], []
+            for n, name in points:
+                values = [r["deliveries_per_s"] / 1e6 for r in report["runs"][name].get(engine, [])]
+                if not values:
+                    continue
+                ax.plot([n] * len(values), values, ".", color=COLOURS[engine], alpha=0.5)
+                xs.append(n)
+                medians.append(statistics.median(values))
+            if xs:
+                ax.plot(xs, medians, "-o", color=COLOURS[engine], label=f"{engine} (median; dots: each run)")
+        ax.set_xscale("log")
+        ax.set_xticks([n for n, _ in points], [str(n) for n, _ in points])
+        ax.minorticks_off()
+        ax.set_xlabel("receivers N (one sender, 100-byte messages)")
+        ax.set_title(title, fontsize=10)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    axes[0].set_ylabel("deliveries per second (millions)")
+    axes[0].legend(fontsize=8)
+    fig.suptitle(f"Fan-out in one run ({report['machine']['date']})", fontsize=11)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def scale_figure(report: dict, path: Path) -> None:
+    """Idle clients: join time, the server's peak memory, and one message to all, against clients joined."""
+    panels = [
+        ("join_s", "time for all to join (s)", 1.0, True),
+        ("peak_rss_kib", "server's peak RSS (MiB)", 1 / 1024, False),
+        ("reach_all_ms", "one message reaching all (ms)", 1.0, False),
+    ]
+    fig, axes = plt.subplots(1, len(panels), figsize=(13, 4.2))
+    names = [name for name in report["runs"] if name.startswith("scale")]
+    for ax, (key, label, scale, log) in zip(axes, panels, strict=True):
+        for engine in ENGINES:
+            points = sorted(
+                (r["joined"], r[key] * scale)
+                for name in names
+                for r in report["runs"][name].get(engine, [])
+                if r.get(key) is not None
+            )
+            if points:
+                xs, ys = zip(*points, strict=True)
+                ax.plot(xs, ys, "o", color=COLOURS[engine], alpha=0.7, label=engine)
+        ax.set_xscale("log")
+        if log:
+            ax.set_yscale("log")
+        ax.set_xlabel("idle clients in the room")
+        ax.set_title(label, fontsize=10)
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    budget = "each run's join phase is cut off after its time budget; x is how many got in"
+    fig.suptitle(f"Idle clients, one run ({report['machine']['date']}): {budget}", fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -97,9 +142,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     report = json.loads(args.results.read_text().strip().splitlines()[-1])
     args.docs.mkdir(parents=True, exist_ok=True)
-    latency_figure(report, args.docs / "latency.png")
-    fanout_figure(report, args.docs / "fanout.png")
-    print(f"wrote {args.docs / 'latency.png'} and {args.docs / 'fanout.png'}")
+    written = []
+    for name, draw in (("latency", latency_figure), ("fanout", fanout_figure), ("scale", scale_figure)):
+        draw(report, args.docs / f"{name}.png")
+        written.append(str(args.docs / f"{name}.png"))
+    print("wrote " + ", ".join(written))
 
 
 if __name__ == "__main__":

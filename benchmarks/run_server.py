@@ -1,4 +1,7 @@
-"""A labchat server in its own process, for the benchmark: prints its port, serves until stdin closes.
+"""A labchat server in its own process, for the benchmark: prints its port, serves until told to stop.
+
+It stops on SIGTERM (or when its standard input closes): either way it leaves its ``with``
+block, so the server closes as it ships, telling every client.
 
 The rule it keeps: every protection stays on at the server's own default except the ones the
 command line names, so the benchmark measures the server people run, not a stripped-down copy.
@@ -7,6 +10,7 @@ command line names, so the benchmark measures the server people run, not a strip
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 
 from labchat.server import SelectorChatServer, ThreadingChatServer
@@ -16,7 +20,12 @@ from .servers import raise_nofile
 SERVERS = {"threading": ThreadingChatServer, "selector": SelectorChatServer}
 
 
+def _terminated(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def main(argv: list[str] | None = None) -> None:
+    signal.signal(signal.SIGTERM, _terminated)
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--engine", choices=sorted(SERVERS), default="threading")
     parser.add_argument("--no-rate-limit", action="store_true", help="switch the per-client rate limit off")
@@ -40,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     with server:
         print(server.address[1], flush=True)
-        sys.stdin.read()  # the benchmark closes our stdin to stop us
+        sys.stdin.read()  # until the benchmark stops us
 
 
 if __name__ == "__main__":

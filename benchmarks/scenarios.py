@@ -186,9 +186,16 @@ def drive(
             run.extra["slow"] = _slow_fate(engine, slow_sock, [x for r in results for x in r["leaves"]])
         run.extra["rss_kib"] = engine.rss_kib()
     finally:
-        workers.stop()
-        if slow_sock is not None:
-            slow_sock.close()
+        # The server closes first, while every client is still reading: it tells them and
+        # hangs up. (Hundreds of clients hanging up on the selector engine at once, before
+        # it has told them of each other's departures, overflow its stack: see
+        # docs/performance.md.)
+        try:
+            engine.stop()
+        finally:
+            workers.stop()
+            if slow_sock is not None:
+                slow_sock.close()
     return run
 
 

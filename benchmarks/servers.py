@@ -122,7 +122,9 @@ class LabchatServer(Engine):
         if self.proc is None:
             return
         try:
+            # Closing stdin is not enough: forked load workers hold copies of the pipe.
             self.proc.stdin.close()
+            self.proc.terminate()
             self.proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
             self.proc.kill()
