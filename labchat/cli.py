@@ -194,6 +194,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
     )
     join.add_argument("--no-color", action="store_true", help="no colours")
+    join.add_argument(
+        "--reconnect-for",
+        type=float,
+        default=120.0,
+        metavar="S",
+        help="after a dropped connection, try to get back in for S seconds; 0 never (default: 120)",
+    )
 
     cert = commands.add_parser(
         "cert",
@@ -261,7 +268,15 @@ def cmd_join(args: argparse.Namespace) -> int:
     if args.port is not None and ":" in args.address.lstrip("[").split("]")[-1]:
         raise Failure(f"the port is given twice: {args.address!r} and {args.port}", 2)
     context = client_context(args.cafile) if (args.tls or args.cafile) else None
-    client = connect(host, port, args.nick, token_from(args.token), context)
+    client = connect(
+        host,
+        port,
+        args.nick,
+        token_from(args.token),
+        context,
+        reconnect=args.reconnect_for > 0,
+        reconnect_for=args.reconnect_for,
+    )
     return chat(client, color=use_color(sys.stdout, disabled=args.no_color), interactive=at_terminal())
 
 

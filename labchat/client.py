@@ -59,10 +59,10 @@ LAST_RETRY = 10.0
 # slot until the server notices it is dead, and a server that is closing may be replaced.
 RETRY_CODES = frozenset({"nick-taken", "server-full", "closing"})
 
-# Errors the server sends as it ends a connection on purpose: going back would be refused
-# again, or repeat what got us cut off.
+# Codes the server sends as it ends a connection on purpose: going back would be refused
+# again, or repeat what got us cut off; "closing" is a room closed for good (not restarting).
 FINAL_CODES = frozenset(
-    {"bad-token", "bad-hello", "bad-version", "nick-invalid", "line-too-long", "flooding"}
+    {"bad-token", "bad-hello", "bad-version", "nick-invalid", "line-too-long", "flooding", "closing"}
 )
 
 # While a connection attempt waits for the server's answer, close() is noticed this often.
@@ -401,8 +401,8 @@ class ChatClient:
         elif kind == "system" and event.code == "goodbye":
             self.close_reason = "you left the chat"
             self._final = True
-        elif kind == "error" and event.code in FINAL_CODES:
-            self._final = True
+        elif event.code in FINAL_CODES and kind in ("error", "system"):
+            self._final = True  # refused for good, or the room was closed (not restarting)
 
     # -- reconnecting (the receiver thread) --------------------------------------------
 

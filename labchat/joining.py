@@ -109,6 +109,7 @@ def connect(
     context: ssl.SSLContext | None,
     *,
     reconnect: bool = True,
+    reconnect_for: float = 120.0,
 ) -> ChatClient:
     """A joined ChatClient, or Failure saying in one line why not.
 
@@ -117,7 +118,15 @@ def connect(
     """
     where = hostport(host, port)
     try:
-        return ChatClient(host, port, nick=nick, token=token, ssl_context=context, reconnect=reconnect)
+        return ChatClient(
+            host,
+            port,
+            nick=nick,
+            token=token,
+            ssl_context=context,
+            reconnect=reconnect,
+            reconnect_for=reconnect_for,
+        )
     except JoinRefused as exc:
         hint = ""
         if exc.code == "bad-token" and not token:

@@ -174,7 +174,7 @@ def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) 
     """The host chats in its own room over loopback, like everyone else; leaving closes the room."""
     host, port = server.address
     context = client_context(args.tls_cert, check_hostname=False) if args.tls_cert else None
-    client = connect(loopback_for(host), port, args.nick, token, context)
+    client = connect(loopback_for(host), port, args.nick, token, context, reconnect=False)
     stoppers: list[Callable[[], None]] = []
     signal.signal(signal.SIGTERM, lambda *_: [stop() for stop in stoppers])
     color = use_color(sys.stdout, disabled=args.no_color)

@@ -89,7 +89,7 @@ def engine(request: pytest.FixtureRequest) -> type[ChatServer]:
 
 @pytest.fixture
 def make_server(engine: type[ChatServer]) -> Iterator[Callable[..., ChatServer]]:
-    """A factory: ``make_server(**kwargs)`` starts a server of ``engine`` on port 0; all are closed afterwards."""
+    """A factory: ``make_server(**kwargs)`` starts an ``engine`` server on port 0; all closed afterwards."""
     servers: list[ChatServer] = []
 
     def make(**kwargs: object) -> ChatServer:

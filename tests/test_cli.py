@@ -232,10 +232,10 @@ def test_piped_input_faster_than_the_flood_limit_arrives_whole(room):
     assert "slow down" not in result.stdout
 
 
-def _join_and_keep_typing(where: str) -> subprocess.Popen:
+def _join_and_keep_typing(where: str, *args: str) -> subprocess.Popen:
     """A piped ``labchat join`` whose input stays open, like a person still typing."""
     proc = subprocess.Popen(
-        [*LABCHAT, "join", where, "--nick", "ada"],
+        [*LABCHAT, "join", where, "--nick", "ada", *args],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -263,14 +263,15 @@ def test_a_lost_connection_is_one_line_and_status_1(room):
     assert err == "labchat: the server closed the connection\n"
 
 
-def test_a_killed_server_is_noticed(serve):
+def test_a_killed_server_is_noticed_and_tried_again_for_a_while(serve):
     server = serve()
-    proc = _join_and_keep_typing(server.where)
+    proc = _join_and_keep_typing(server.where, "--reconnect-for", "1")
     server.proc.kill()
     server.proc.communicate()
-    status, _, err = _until_exit(proc)
+    status, out, err = _until_exit(proc)
     assert status == 1
-    assert err == "labchat: the server closed the connection\n"
+    assert "reconnecting..." in out  # a dropped connection is tried again, not a closed room
+    assert err.startswith("labchat: ") and err.count("\n") == 1
 
 
 # -- ordinary failures ------------------------------------------------------------------------

@@ -258,7 +258,7 @@ def test_a_server_restarted_on_the_same_port_is_rejoined_and_the_chat_goes_on(ma
     ends = Ends(ada)
     ada.receive_until(lambda e: e.kind == "join")
 
-    first.close()
+    first.close(restarting=True)
     lost = ada.receive_until(notice("reconnecting"), timeout=WAIT)
     assert lost.text == "connection lost (the server closed the connection); reconnecting..."
     assert not ada.connected and ada.reconnecting
@@ -450,7 +450,7 @@ def test_a_refusal_on_the_way_back_is_the_end(make_server, connect):
     port = first.address[1]
     ada = connect("ada", server=first, reconnect=True)
     ends = Ends(ada)
-    first.close()
+    first.close(restarting=True)
     ada.receive_until(notice("reconnecting"), timeout=WAIT)
     make_server(port=port, token="a new token")
     assert ends.done.wait(3 * WAIT)
@@ -466,7 +466,7 @@ def test_giving_up_after_reconnect_for_says_why(make_server, connect):
     gone = make_server()
     ada = connect("ada", server=gone, reconnect=True, reconnect_for=0.5)
     ends = Ends(ada)
-    gone.close()
+    gone.close(restarting=True)
     assert ends.done.wait(WAIT)
     assert ends.reasons == [
         "the server closed the connection; could not reconnect within 0.5 s (connection refused)"
@@ -479,7 +479,7 @@ def test_close_during_the_wait_between_tries_returns_at_once(make_server, connec
     gone = make_server()
     ada = connect("ada", server=gone, reconnect=True)
     ends = Ends(ada)
-    gone.close()
+    gone.close(restarting=True)
     ada.receive_until(notice("reconnecting"), timeout=WAIT)
     start = time.monotonic()
     ada.close()
@@ -492,7 +492,7 @@ def test_close_during_a_try_that_hangs_returns_at_once(make_server):
     gone = make_server()
     port = gone.address[1]
     ada = ChatClient("127.0.0.1", port, nick="ada", timeout=60.0, reconnect=True)
-    gone.close()
+    gone.close(restarting=True)
     ada.receive_until(notice("reconnecting"), timeout=WAIT)
     with socket.create_server(("127.0.0.1", port)) as mute:  # takes the connection, never speaks
         mute.settimeout(WAIT)
@@ -507,7 +507,7 @@ def test_close_during_a_try_that_hangs_returns_at_once(make_server):
 def test_without_reconnect_a_drop_is_the_end_as_before(make_server, connect):
     gone = make_server()
     ada = connect("ada", server=gone)
-    gone.close()
+    gone.close(restarting=True)
     with pytest.raises(ConnectionClosed, match="the server closed the connection"):
         while True:
             assert not notice("reconnecting")(ada.receive(timeout=WAIT))
@@ -528,7 +528,7 @@ def test_the_panel_says_reconnecting_while_it_lasts(make_server, panels):
     port = first.address[1]
     panel = join("127.0.0.1", port, nick="ada")
     assert panel.state == "connected"
-    first.close()
+    first.close(restarting=True)
     line = panel.wait_for("reconnecting...")
     assert line == "connection lost (the server closed the connection); reconnecting..."
     assert panel.state == "reconnecting" and panel.status == line
@@ -551,7 +551,7 @@ def test_the_panel_says_reconnecting_while_it_lasts(make_server, panels):
 def test_a_panel_that_stops_while_reconnecting_stops_its_client(make_server, panels):
     gone = make_server()
     panel = join(*gone.address, nick="ada")
-    gone.close()
+    gone.close(restarting=True)
     panel.wait_for("reconnecting...")
     panel.stop()
     assert not panel.client._receiver.is_alive()
@@ -581,7 +581,7 @@ def test_labchat_join_at_a_prompt_shows_the_reconnect_and_chats_on(term):
     ada = term("join", f"127.0.0.1:{port}", "--nick", "ada")
     try:
         ada.wait("ada>")
-        first.close()
+        first.close(restarting=True)
         ada.wait("connection lost (the server closed the connection); reconnecting...")
         ada.wait("ada (reconnecting)>")
         ada.type("is anyone there?\r")
@@ -599,7 +599,7 @@ def test_labchat_join_at_a_prompt_shows_the_reconnect_and_chats_on(term):
             assert second.users() == []
         assert "Traceback" not in ada.text()
     finally:
-        first.close()
+        first.close(restarting=True)
 
 
 @pytest.mark.timeout(120)
@@ -628,7 +628,7 @@ def test_labchat_join_in_plain_lines_keeps_what_was_typed_during_the_reconnect()
 
     try:
         wait_line("Welcome, ada!")
-        first.close()
+        first.close(restarting=True)
         wait_line("reconnecting...")
         child.stdin.write("said while away\n")
         child.stdin.flush()
@@ -643,9 +643,19 @@ def test_labchat_join_in_plain_lines_keeps_what_was_typed_during_the_reconnect()
             assert second.users() == []
         assert "Traceback" not in child.stderr.read()
     finally:
-        first.close()
+        first.close(restarting=True)
         if child.poll() is None:
             child.kill()
             child.wait()
         reader.join(WAIT)
         child.stderr.close()
+
+
+def test_a_room_closed_on_purpose_is_the_end_even_with_reconnect(make_server, connect):
+    room = make_server(bot=False)
+    ada = connect("ada", server=room, reconnect=True)
+    ends = Ends(ada)
+    room.close("class is over")
+    assert ends.done.wait(WAIT)
+    assert ends.reasons == ["the server closed the connection"]
+    assert not ada.reconnecting and ada.reconnects == 0

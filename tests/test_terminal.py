@@ -243,7 +243,7 @@ class FakeServer:
 def test_the_client_neutralises_escapes_even_when_the_server_does_not(terms):
     fake = FakeServer()
     try:
-        ada = terms("join", f"127.0.0.1:{fake.port}", "--nick", "ada")
+        ada = terms("join", f"127.0.0.1:{fake.port}", "--nick", "ada", "--reconnect-for", "0")
         assert fake.ready.wait(10)
         ada.wait("ada>")
         # JSON escapes let a server put any control character in any field.
@@ -339,7 +339,7 @@ def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(
 
     def settled(_: str) -> bool:
         rows = host.rows()
-        return rows[-1] == "teacher> half typed" and "the server is full" in rows[-2]
+        return rows[-1] == "teacher> half typed" and "the room is full" in rows[-2]
 
     host.wait(settled)
     host.type("\x03")

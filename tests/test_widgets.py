@@ -452,7 +452,7 @@ def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
     first = int(run_cell(client, cell, cell_id="host-cell"))
     second = int(run_cell(client, cell, cell_id="host-cell"))
     accept_and_own_chat = ["labchat-accept", "labchat-client-teacher", "labchat-reader-teacher"]
-    assert run_cell(client, THREADS) == f"{[*accept_and_own_chat, 'labchat-writer-teacher']}\n"
+    assert run_cell(client, THREADS) == f"{accept_and_own_chat}\n"  # a writer only for a client that lags
     assert first != second and refuses(first) and not refuses(second)
     manager.restart_kernel(now=False)
     client.wait_for_ready(timeout=30)

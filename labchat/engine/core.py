@@ -35,7 +35,7 @@ from . import limits
 from .bus import Bus
 from .fanout import Hub
 from .record import Transcript
-from .session import Session
+from .session import Session, where
 
 log = logging.getLogger("labchat.server")
 
@@ -200,8 +200,12 @@ class ChatServerCore:
             )
         return self
 
-    def close(self, reason: str = "the server is shutting down") -> None:
-        """Stop accepting, tell every client, close every socket, join every thread."""
+    def close(self, reason: str = "the server is shutting down", *, restarting: bool = False) -> None:
+        """Stop accepting, tell every client, close every socket, join every thread.
+
+        Clients take a close as the end of the room; with ``restarting=True`` they are told
+        to expect it back (a re-run notebook cell), and those that reconnect try again.
+        """
         if self._listener is None or self._closing.is_set():
             return
         self._closing.set()
@@ -211,7 +215,8 @@ class ChatServerCore:
             hub.closing = True
         with self._sessions_lock:
             sessions = list(self._sessions)
-        notice = Event(kind="system", text=safe(reason), time=round(time.time(), 3))
+        code = "restarting" if restarting else "closing"
+        notice = Event(kind="system", code=code, text=safe(reason), time=round(time.time(), 3))
         hub.broadcast(notice, [s for s in sessions if s.conversation.state is not State.BANNER])
         for session in sessions:
             session.end(reason)
@@ -245,7 +250,7 @@ class ChatServerCore:
             sock.close()
             return None
         if self.room.size >= self.max_clients:
-            log.warning("%s refused: the room is full (%d members)", address[0], self.max_clients)
+            log.warning("%s refused: the room is full (at most %d at once)", where(address), self.max_clients)
             _refuse_at_door(
                 sock, "server-full", f"the room is full (at most {self.max_clients} at once); try again later"
             )

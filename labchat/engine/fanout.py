@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..conversation import Invalid, render
-from ..protocol import Event, Hello
+from ..protocol import Event, Hello, is_farewell
 from ..room import Delivery, Room, RoomError
 from . import limits
 from .bus import Bus, LocalBus
@@ -114,6 +114,9 @@ class Hub:
                     error = Event(kind="error", code=item.code, text=item.text, time=round(time.time(), 3))
                     pending.append(Delivery(error, (session,)))
                     continue
+                if is_farewell(item):  # what it said before leaving goes to the room it was in
+                    self.bus.publish(pending)
+                    pending = []
                 outcome = self.room.say(session, item)
                 if outcome.leaving:
                     self.bus.publish(pending)

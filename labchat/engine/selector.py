@@ -84,12 +84,12 @@ class SelectorChatServer(ChatServerCore):
 
         self._call(stop, wait=True)
 
-    def close(self, reason: str = "the server is shutting down") -> None:
+    def close(self, reason: str = "the server is shutting down", *, restarting: bool = False) -> None:
         if self._listener is None or self._closing.is_set():
             return
         if threading.current_thread() is getattr(self, "_thread", None):
             raise RuntimeError("close() the server from another thread than its own")
-        super().close(reason)
+        super().close(reason, restarting=restarting)
 
     def _stop_serving(self) -> None:
         def stop() -> None:
