@@ -5,7 +5,9 @@ refusal (nick taken, wrong token, room full) is an exception right there. After
 that a background thread receives: each event goes into a queue that
 ``receive()`` reads, and to every callback registered with ``on_event()``.
 ``send()`` may be called from any thread at any time: that is the whole point
-of the receiver thread, you can talk while you listen.
+of the receiver thread, you can talk while you listen. What the bytes mean is
+the business of a ``ClientConversation`` (``labchat/conversation.py``): this
+module only moves them, and keeps time.
 
 With ``reconnect=True`` a connection that drops without the server meaning it
 (the stream ends or is reset, and no goodbye, refusal or removal came first) is
@@ -33,16 +35,15 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from .protocol import (
-    PROTOCOL,
-    Decoder,
-    Event,
-    Hello,
-    ProtocolError,
-    Say,
-    decode_event,
-    encode,
+from .conversation import (
+    CLOSED,
+    NEED_DATA,
+    ClientConversation,
+    LocalProtocolError,
+    Refused,
+    RemoteProtocolError,
 )
+from .protocol import Event, ProtocolError
 
 EventCallback = Callable[[Event], object]
 CloseCallback = Callable[[str], object]
@@ -144,7 +145,7 @@ class ChatClient:
         self._final = False  # the server ended this connection on purpose
         self._last_seq = 0  # the highest room seq delivered
         self._replayed: int | None = None  # after a reconnect's welcome: missed events so far
-        self._decoder = Decoder()
+        self._conversation = ClientConversation()
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -176,14 +177,15 @@ class ChatClient:
         """Send one line: a message, ``bye``, or a ``/command``."""
         if not isinstance(text, str):
             raise TypeError(f"send() takes text, not {type(text).__name__}")
-        data = encode(Say(text=text))
         with self._send_lock:
             if self._reconnecting and not (self._ended or self._closed):
                 raise Reconnecting("not sent: the connection was lost; reconnecting...")
             if not self.connected:
                 raise ConnectionClosed(self.close_reason or "not connected")
             try:
-                self._sock.sendall(data)
+                self._sock.sendall(self._conversation.say(text))
+            except LocalProtocolError:  # between a dropped connection and the next hello
+                raise ConnectionClosed(self.close_reason or "not connected") from None
             except OSError as exc:
                 raise ConnectionClosed(f"connection lost: {exc}") from None
 
@@ -246,8 +248,8 @@ class ChatClient:
             saying_goodbye = self.connected
             if saying_goodbye:
                 try:
-                    self._sock.sendall(encode(Say(text=f"/quit {farewell}".strip())))
-                except OSError:
+                    self._sock.sendall(self._conversation.say(f"/quit {farewell}".strip()))
+                except (OSError, LocalProtocolError):
                     pass
         if saying_goodbye and self._receiver is not threading.current_thread():  # (a callback may close us)
             self._receiver.join(timeout)  # the server answers by closing
@@ -275,38 +277,32 @@ class ChatClient:
 
     # -- the conversation ------------------------------------------------------------
 
-    def _read_line(self) -> bytes | None:
-        while True:
-            for line in self._decoder:
-                return line
-            if self._decoder.closed:
-                return None
-            self._decoder.feed(self._sock.recv(65536))
+    def _next(self):
+        """The conversation's next event, receiving as many bytes as that takes."""
+        while (event := self._conversation.next_event()) is NEED_DATA:
+            self._conversation.receive_data(self._sock.recv(65536))
+        return event
 
     def _handshake(self, since: int | None, timeout: float) -> Event:
         try:
-            first = self._read_line()
+            first = self._next()
         except TimeoutError:
             raise TimeoutError(
                 f"{self.host}:{self.port} sent no labchat greeting within {timeout:g} s"
             ) from None
-        if first is None:
+        except RemoteProtocolError as exc:
+            raise ConnectionError(f"{self.host}:{self.port} is {exc}") from None
+        if first is CLOSED:
             raise ConnectionError(f"{self.host}:{self.port} closed the connection without a greeting")
-        text = first.decode("utf-8", "replace")
-        if not text.startswith(PROTOCOL + " "):
-            raise ConnectionError(f"{self.host}:{self.port} is not a labchat server (it said {text[:60]!r})")
-        words = text.split(" ", 3)
-        if words[1] == "refused":
-            code = words[2].rstrip(":") if len(words) > 2 else "refused"
-            raise JoinRefused(code, words[3] if len(words) > 3 else text)
+        if isinstance(first, Refused):
+            raise JoinRefused(first.code, first.text)
         with self._send_lock:
-            self._sock.sendall(encode(Hello(nick=self.nick, token=self._token, since=since)))
+            self._sock.sendall(self._conversation.hello(self.nick, self._token, since))
         while True:
-            line = self._read_line()
-            if line is None:
+            event = self._next()
+            if event is CLOSED:
                 raise ConnectionError("the server closed the connection during the handshake")
-            event = decode_event(line)
-            if event.kind == "error":
+            if isinstance(event, Refused):
                 raise JoinRefused(event.code, event.text)
             if event.kind == "welcome":
                 self._track(event)
@@ -336,11 +332,15 @@ class ChatClient:
     def _receive_events(self) -> str:
         """Deliver the events of one connection until it ends; why it ended."""
         try:
-            while (line := self._read_line()) is not None:
+            while True:
                 try:
-                    event = decode_event(line)
+                    event = self._next()
+                except RemoteProtocolError:
+                    raise
                 except ProtocolError:
                     continue  # a newer server's event we do not know: skip it
+                if event is CLOSED:
+                    break
                 self._take(event)
         except ProtocolError as exc:
             self._final = True
@@ -445,7 +445,7 @@ class ChatClient:
             sock.settimeout(max(0.01, min(self._timeout, deadline - time.monotonic())))
             if self._ssl_context is not None:
                 sock = self._sock = _start_tls(sock, self._ssl_context, self.host)
-            self._decoder = Decoder()
+            self._conversation = ClientConversation()
             since = self._last_seq
             welcome = self._handshake(since, self._timeout)
         except BaseException:
