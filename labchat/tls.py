@@ -11,6 +11,9 @@ The rule this module keeps: clients always verify. There is no switch here that
 turns certificate or host name checking off; a self-signed class certificate is
 trusted by handing it to the client as its ``cafile``, and ``fingerprint()``
 lets people compare it, out loud or on a slide, with the one the instructor made.
+The one connection that cannot verify a name is a host's own chat with the server
+it has just started in the same process: ``own_server_context()`` is for that
+loopback connection only, and says so.
 """
 
 from __future__ import annotations
@@ -36,6 +39,24 @@ def client_context(cafile: str | Path | None = None) -> ssl.SSLContext:
     """A client-side context that verifies the server (against ``cafile`` if given)."""
     context = ssl.create_default_context(cafile=str(cafile) if cafile else None)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
+    return context
+
+
+def own_server_context(cert: str | Path | None = None) -> ssl.SSLContext:
+    """TLS for a host's own loopback connection to the server it just started in this process.
+
+    With the server's ``cert`` the chain is checked against it; the host name is not,
+    since the address is loopback and the server is ours by construction. Without one
+    (only a server context was given, so there is no certificate to check against),
+    nothing is checked: the connection goes from this process to its own listening socket.
+    """
+    if cert is not None:
+        context = client_context(cert)
+        context.check_hostname = False
+        return context
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
     return context
 
 

@@ -1,0 +1,89 @@
+"""Where a panel connects and how to say it: host:port forms, readable failures, reachable addresses.
+
+Small pure helpers the panels share, plus the one look at this machine's own
+addresses that a host panel needs to tell others where to join. The rule it
+keeps: nothing here sends a packet (the default-route probe is a UDP connect,
+which sends nothing) and every failure becomes one short sentence a learner can act on.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+from ..protocol import DEFAULT_PORT
+
+
+def split(host: str, port: int | None) -> tuple[str, int]:
+    """(host, port) from a host and a port, or from ``"host:port"`` when ``port`` is None."""
+    if port is not None:
+        return host, port
+    name, sep, number = host.rpartition(":")
+    if sep and number.isdigit() and name:
+        return name.strip("[]"), int(number)
+    return host, DEFAULT_PORT
+
+
+def quoted(text: str) -> str:
+    """A Python string literal in double quotes, as a person would type it."""
+    return json.dumps(text, ensure_ascii=False)
+
+
+def where(host: str, port: int) -> str:
+    """Where a panel connects, as its status line says it."""
+    return hostport(host, port)
+
+
+def hostport(host: str, port: int) -> str:
+    """``host:port``, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def reason(exc: BaseException) -> str:
+    """A short, readable cause for a failed connect or bind."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused (is the server running, on that port?)"
+    if isinstance(exc, socket.gaierror):
+        return f"unknown host ({exc.strerror})"
+    if isinstance(exc, TimeoutError):
+        return str(exc) or "no answer in time"
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror[0].lower() + exc.strerror[1:]
+        if exc.errno == 98 or "in use" in text:
+            text += " (another program has this port; try another, or port=0)"
+        return text
+    return str(exc) or type(exc).__name__
+
+
+def is_loopback(host: str) -> bool:
+    """True for a name or address only this machine can reach."""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+def loopback(bind_host: str, bound: str) -> str:
+    """Where the host's own client connects: loopback for a wildcard bind, else the bound address."""
+    if bind_host in ("", "0.0.0.0"):
+        return "127.0.0.1"
+    if bind_host == "::":
+        return "::1"
+    return bound
+
+
+def reachable(bind_host: str, bound: str) -> list[str]:
+    """Addresses others can use: this machine's own addresses when bound to every interface."""
+    if bind_host not in ("", "0.0.0.0", "::"):
+        return [bound]
+    found: list[str] = []
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET, socket.SOCK_STREAM)
+        found = [info[4][0] for info in infos]
+    except OSError:
+        pass
+    try:  # the address of the default route; a UDP connect sends no packet
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+            probe.connect(("192.0.2.1", 9))
+            found.insert(0, probe.getsockname()[0])
+    except OSError:
+        pass
+    outside = [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
+    return [*outside, "127.0.0.1"]

@@ -1,0 +1,102 @@
+"""The two entry points: ``join(...)`` shows a client panel, ``host(...)`` also runs the server.
+
+The rule they keep: calling one again from the same cell replaces what that
+cell made last time (through the registry), and errors show in the panel, never
+as a traceback, so a learner can always re-run the cell after fixing it.
+"""
+
+from __future__ import annotations
+
+import ssl
+from pathlib import Path
+from typing import Any
+
+from ..server import DEFAULT_PORT
+from ..tls import client_context
+from . import registry
+from .addresses import split
+from .panel import MAX_LINES, ChatPanel
+from .server_panel import ServerPanel
+
+
+def join(
+    host: str = "127.0.0.1",
+    port: int | None = None,
+    *,
+    nick: str,
+    token: str | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    tls: bool = False,
+    cafile: str | Path | None = None,
+    timeout: float = 10.0,
+    reconnect: bool = True,
+    max_lines: int = MAX_LINES,
+    height: str = "260px",
+    show: bool = True,
+) -> ChatPanel:
+    """Join a labchat room and show its panel. ``host`` may be ``"host:port"`` when ``port`` is None.
+
+    ``tls=True`` (or a ``cafile``, the host's certificate) speaks TLS; ``ssl_context`` gives your own.
+    Errors (unreachable, nick taken, wrong token) show in the panel, not as a traceback.
+    A dropped connection is re-established, the panel saying "reconnecting..." meanwhile
+    (``reconnect=False``: the panel says "disconnected" instead).
+    The panel shows itself as the cell's output (``show=False`` leaves that to you).
+    """
+    host, port = split(host, port)
+    if ssl_context is None and (tls or cafile):
+        ssl_context = client_context(cafile)
+    panel = ChatPanel(nick=nick, max_lines=max_lines, height=height)
+    registry.replace(("join", registry.cell_key()), panel, lambda old: False)
+    panel.connect(host, port, token=token, ssl_context=ssl_context, timeout=timeout, reconnect=reconnect)
+    if show:
+        registry.show(panel)
+    return panel
+
+
+def host(
+    port: int = DEFAULT_PORT,
+    nick: str = "host",
+    *,
+    host: str = "127.0.0.1",
+    token: str | None = None,
+    bot: Any = True,
+    history: int = 20,
+    cert: str | Path | None = None,
+    key: str | Path | None = None,
+    ssl_context: ssl.SSLContext | None = None,
+    log: Any = None,
+    max_lines: int = MAX_LINES,
+    height: str = "260px",
+    show: bool = True,
+    **server_options: Any,
+) -> ServerPanel:
+    """Start a labchat server in this kernel, join it as ``nick``, and show the host panel.
+
+    Only this machine can join unless you choose ``host="0.0.0.0"`` (every interface).
+    ``port=0`` picks a free port. ``cert``/``key`` (or a server ``ssl_context``) speak TLS;
+    ``token``, ``bot``, ``history``, ``log`` and any other keyword go to ChatServer.
+    Re-running the cell stops the server the last run started before binding again.
+    The panel shows itself as the cell's output (``show=False`` leaves that to you).
+    """
+    panel = ServerPanel(nick=nick, max_lines=max_lines, height=height)
+
+    def same_port(old: ChatPanel) -> bool:
+        bound = old.address if isinstance(old, ServerPanel) else None
+        return bool(port) and bound is not None and bound[1] == port
+
+    registry.replace(("host", registry.cell_key()), panel, same_port)
+    panel.start(
+        host,
+        port,
+        cert=cert,
+        key=key,
+        ssl_context=ssl_context,
+        token=token,
+        bot=bot,
+        history=history,
+        log=log,
+        **server_options,
+    )
+    if show:
+        registry.show(panel)
+    return panel

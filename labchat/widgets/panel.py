@@ -1,0 +1,373 @@
+"""The client panel: a ChatClient as a widget, with its transcript, who is here, a status line and an input.
+
+from labchat.widgets import join
+panel = join("127.0.0.1", 5050, nick="ada")
+
+The panel is thin: what it shows comes from ``render.py`` (user text is always
+escaped, never HTML) and what it does goes through ``ChatClient``. A panel whose
+connection drops reconnects by itself, its status line saying "reconnecting..."
+until it is back. The rules it keeps: widgets are written under one lock, from
+whichever thread has news; the input box is written only by the kernel's main
+thread; at most ``max_lines`` recent lines are kept and shown, and a burst of
+events is drawn at most once per ``REDRAW_INTERVAL``.
+"""
+
+from __future__ import annotations
+
+import html
+import ssl
+import threading
+import time
+from collections import deque
+from typing import Any
+
+import ipywidgets as widgets
+
+from .. import render
+from ..client import ChatClient, ConnectionClosed, JoinRefused
+from ..protocol import Event
+from ..server import ChatServer
+from .addresses import reason, where
+from .registry import WIDGET_LOCK, forget, request
+from .style import CSS, MARKS, OTHER_MARK
+
+# Lines kept and shown: enough to follow a lesson, few enough that redrawing stays fast.
+MAX_LINES = 200
+
+# Seconds between two redraws of a transcript at most: a busy room's burst of events is
+# drawn once per interval (20 a second), not once per event, so the browser keeps up.
+REDRAW_INTERVAL = 0.05
+
+
+class ChatPanel(widgets.VBox):
+    """A chat client as a widget: transcript, who is here, a status line, and an input box.
+
+    Public surface, for notebooks and tests:
+
+    - ``client``: the ChatClient (None until connected, or after a failure);
+      ``server``: None here, the ChatServer in a ServerPanel.
+    - ``address``: (host, port) this panel talks to; ``nick``; ``users``.
+    - ``state``: "connected", "reconnecting" (the connection dropped; the client is getting
+      back in), "disconnected" or "failed"; ``status``: the status line as text.
+    - ``say(text)``: send a line as if typed (a message, ``bye`` or a ``/command``).
+    - ``transcript_lines()`` / ``transcript_text()``: the lines shown, as plain text, no times.
+    - ``wait_for(text, timeout)``: wait until a line containing ``text`` is shown.
+    - ``stop()``: leave the chat, keep the panel on screen; ``close()``: leave and remove it.
+    - ``input``, ``send_button``, ``transcript``: the widgets themselves.
+
+    The panel reads its client's events itself (``client.receive()`` finds none).
+    """
+
+    def __init__(self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px") -> None:
+        if max_lines < 1:
+            raise ValueError("max_lines must be at least 1")
+        self.nick = nick
+        self.client: ChatClient | None = None
+        self.server: ChatServer | None = None
+        self.address: tuple[str, int] | None = None
+        self.state = "disconnected"
+        self.status = "not connected"
+        self._lock = threading.RLock()
+        self._changed = threading.Condition(self._lock)
+        self._html: deque[str] = deque(maxlen=max_lines)
+        self._text: deque[str] = deque(maxlen=max_lines)
+        self._ended = False  # the client's end has been handled
+        self._shown: tuple[str, ...] = ()  # the text lines as last drawn
+        self._last_draw = 0.0
+        self._redraw: threading.Timer | None = None  # a redraw waiting for its turn
+        self._stopping = False  # we are leaving on purpose: keep our own status
+        self._height = height
+        self._shown_in: str | None = None  # the cell run that last displayed the panel
+        self.title = widgets.HTML()
+        self.status_line = widgets.HTML()
+        self.transcript = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", width="auto"))
+        self.user_list = widgets.HTML(layout=widgets.Layout(width="170px", flex="0 0 auto"))
+        self.input = widgets.Text(
+            placeholder="Type a message and press Enter (bye to leave, /help for commands)",
+            continuous_update=False,  # the value arrives whole, on Enter (or when focus leaves)
+            layout=widgets.Layout(flex="1 1 auto", width="auto"),
+        )
+        self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
+        self.input.observe(self._on_input_value, names="value")
+        self.send_button.on_click(self._on_send_button)
+        super().__init__(children=self._rows())
+        self.add_class("lc-panel")
+        self._draw()
+
+    # -- public --------------------------------------------------------------------------
+
+    @property
+    def connected(self) -> bool:
+        return self.client is not None and self.client.connected
+
+    @property
+    def users(self) -> list[str]:
+        return list(self.client.users) if self.client is not None else []
+
+    def connect(
+        self,
+        host: str,
+        port: int,
+        *,
+        token: str | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        reconnect: bool = True,
+    ) -> bool:
+        """Join the room at (host, port); on failure the status line says why. True if joined.
+
+        With ``reconnect`` a dropped connection is re-established by the client, and the
+        status line says "reconnecting..." meanwhile.
+        """
+        self.address = (host, port)
+        place = where(host, port)
+        try:
+            client = ChatClient(
+                host,
+                port,
+                nick=self.nick,
+                token=token,
+                ssl_context=ssl_context,
+                timeout=timeout,
+                reconnect=reconnect,
+            )
+        except JoinRefused as exc:
+            return self._fail(f"could not join {place}: {exc.reason}")
+        except (OSError, ValueError, OverflowError) as exc:
+            return self._fail(f"could not connect to {place}: {reason(exc)}")
+        with self._lock:
+            self.client = client
+            self._ended = False
+            self._take(client.welcome)
+        client.on_event(self._on_client_event)
+        client.on_close(self._on_client_close)
+        self._pull()
+        if client.connected:
+            self._set_state("connected", self._connected_status())
+        else:
+            self._on_client_close(client.close_reason)
+        return True
+
+    def say(self, text: str) -> bool:
+        """Send one line as if typed. False, and the status line says why, if it could not go."""
+        if not isinstance(text, str):
+            raise TypeError(f"say() takes text, not {type(text).__name__}")
+        if not text.strip():
+            return False
+        client = self.client
+        if client is None or not client.connected:
+            self._set_state(self.state, f"not sent: you are not connected ({self.status})")
+            return False
+        try:
+            client.send(text)
+        except ConnectionClosed as exc:
+            self._set_state("disconnected", f"not sent: {exc}")
+            return False
+        return True
+
+    def transcript_lines(self) -> list[str]:
+        """The lines the panel shows, oldest first, as plain text without times."""
+        with self._lock:
+            return list(self._text)
+
+    def transcript_text(self) -> str:
+        """The lines the panel shows, one per line, as plain text without times."""
+        return "\n".join(self.transcript_lines())
+
+    def wait_for(self, text: str, timeout: float = 5.0) -> str:
+        """Wait until a line containing ``text`` is drawn in the panel and return it; TimeoutError
+        if none is in time."""
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            while True:
+                for line in self._shown:
+                    if text in line:
+                        return line
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"no line containing {text!r} within {timeout:g} seconds")
+                self._changed.wait(left)
+
+    def stop(self) -> None:
+        """Leave the chat; the panel stays on screen, saying so."""
+        self._stopping = True
+        client = self.client
+        if client is not None and (client.connected or client.reconnecting):
+            client.close()
+            self._pull()
+            self._set_state("disconnected", "you left the chat")
+        with self._lock:
+            redraw, self._redraw = self._redraw, None
+        if redraw is not None:
+            redraw.cancel()
+            redraw.join()
+            self._draw()
+        forget(self)
+
+    def close(self) -> None:
+        """Leave the chat and close the widgets (their views disappear)."""
+        self.stop()
+        for child in self._widgets():
+            for part in (getattr(child, "layout", None), getattr(child, "style", None), child):
+                if isinstance(part, widgets.Widget):
+                    part.close()
+        super().close()
+
+    def _ipython_display_(self) -> None:
+        """Show the panel once per cell run: ``panel = join(...)`` shows it, so a bare
+        ``join(...)`` as the cell's last line must not show it a second time."""
+        from IPython.display import display
+
+        run = (request().get("header") or {}).get("msg_id")
+        if run is not None and run == self._shown_in:
+            return
+        self._shown_in = run
+        bundle = self._repr_mimebundle_() if callable(self._repr_mimebundle_) else {"text/plain": repr(self)}
+        display(bundle, raw=True)
+
+    def __repr__(self) -> str:  # what nbval compares: no ports, no times
+        return f"{type(self).__name__}(nick={self.nick!r}, state={self.state!r})"
+
+    # -- building and drawing ------------------------------------------------------------
+
+    def _rows(self) -> tuple[widgets.Widget, ...]:
+        chat = widgets.HBox([self.transcript, self.user_list], layout=widgets.Layout(width="100%"))
+        entry = widgets.HBox([self.input, self.send_button], layout=widgets.Layout(width="100%"))
+        return (self.title, self.status_line, chat, entry)
+
+    def _widgets(self) -> list[widgets.Widget]:
+        out: list[widgets.Widget] = []
+        for child in self.children:
+            out.append(child)
+            out += list(getattr(child, "children", ()))
+        return out
+
+    def _title_html(self) -> str:
+        return f'<span class="lc-title">labchat: {html.escape(self.nick)}</span>'
+
+    def _draw(self) -> None:
+        """Redraw everything from the panel's state (any thread).
+
+        The state is read under the widget lock, so two threads drawing at once cannot
+        leave an older picture on top of a newer one.
+        """
+        with WIDGET_LOCK:
+            with self._lock:
+                lines = "".join(self._html)
+                shown = tuple(self._text)
+                users = self.users
+                status, state = self.status, self.state
+                self._last_draw = time.monotonic()
+            style = f"--lc-height:{html.escape(self._height)}"
+            people = "".join(f"<li>{html.escape(render.safe(u))}</li>" for u in users)
+            tone, dot = MARKS.get(state, OTHER_MARK)
+            self.title.value = CSS + self._title_html()
+            self.status_line.value = f'<span class="lc-status-{tone}">{dot} {html.escape(status)}</span>'
+            self.transcript.value = f'<div class="lc-scroll" style="{style}"><div>{lines}</div></div>'
+            self.user_list.value = (
+                f'<div class="lc-users" style="{style}"><b>Here ({len(users)})</b><ul>{people}</ul></div>'
+            )
+            live = self.connected
+            self.input.disabled = not live
+            self.send_button.disabled = not live
+            with self._changed:
+                self._shown = shown
+                self._changed.notify_all()
+
+    def _set_state(self, state: str, status: str) -> None:
+        with self._lock:
+            self.state, self.status = state, status
+        self._draw()
+
+    def _fail(self, why: str) -> bool:
+        self._set_state("failed", why)
+        return False
+
+    def _connected_status(self) -> str:
+        host, port = self.address
+        return f"connected to {where(host, port)} as {self.client.nick}"
+
+    # -- events (the client's receiver thread) --------------------------------------------
+
+    def _take(self, event: Event) -> None:
+        """Add one event to the transcript (caller holds the lock)."""
+        line = render.html_line(event)
+        self._html.append(f'<div class="lc-old">{line}</div>' if event.history else line)
+        self._text.append(render.plain(event))
+        if event.kind == "nick" and self.client is not None:
+            self.nick = self.client.nick
+
+    def _pull(self) -> None:
+        """Move every event the client has queued into the transcript, in order, then redraw."""
+        client = self.client
+        if client is None:
+            return
+        with self._lock:
+            events = client.pending()
+            for event in events:
+                self._take(event)
+        if events:
+            self._draw_soon()
+
+    def _draw_soon(self) -> None:
+        """Redraw now, or once REDRAW_INTERVAL has passed since the last redraw."""
+        with self._lock:
+            if self._redraw is not None:
+                return  # already due: it will draw these events too
+            wait = self._last_draw + REDRAW_INTERVAL - time.monotonic()
+            if wait > 0:
+                self._redraw = threading.Timer(wait, self._draw_due)
+                self._redraw.name = f"labchat-panel-{self.nick}"
+                self._redraw.daemon = True
+                self._redraw.start()
+                return
+        self._draw()
+
+    def _draw_due(self) -> None:
+        with self._lock:
+            if self._redraw is not threading.current_thread():
+                return  # cancelled by stop()
+            self._redraw = None
+        self._draw()
+
+    def _on_client_event(self, event: Event) -> None:
+        if event.kind == "system" and event.code in ("reconnecting", "reconnected"):
+            self._follow_reconnect(event.code, event.text)
+        self._pull()  # the event is already queued; taking the whole queue keeps the order
+
+    def _follow_reconnect(self, code: str, text: str) -> None:
+        """The client's own notices: the status line says "reconnecting..." while it lasts."""
+        with self._lock:  # drawn by the _pull that follows, with the notice itself
+            if self._stopping or self._ended:
+                return
+            if code == "reconnecting":
+                self.state, self.status = "reconnecting", text
+            else:
+                self.state, self.status = "connected", self._connected_status()
+
+    def _on_client_close(self, reason: str) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self._pull()
+        if not self._stopping:
+            self._set_state("disconnected", f"disconnected: {reason}")
+        else:
+            self._draw()
+
+    # -- the input (the kernel's main thread) --------------------------------------------
+
+    def _on_input_value(self, change: dict[str, Any]) -> None:
+        text = change["new"]
+        if text.strip():
+            self._send_input(text)
+
+    def _on_send_button(self, _button: widgets.Button) -> None:
+        if self.input.value.strip():
+            self._send_input(self.input.value)
+
+    def _send_input(self, text: str) -> None:
+        if self.say(text):
+            with WIDGET_LOCK:
+                self.input.value = ""

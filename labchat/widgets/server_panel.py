@@ -1,0 +1,144 @@
+"""The host panel: a ChatPanel that first starts a ChatServer in this kernel, and says how others join.
+
+from labchat.widgets import host
+panel = host(port=5050, nick="teacher")
+
+The host's own chat is an ordinary client over loopback, so the host takes the
+same path as every guest. The rules it keeps: only this machine can join unless
+the host binds beyond loopback on purpose, and the panel says so; the own chat
+lives and ends with the server beside it (it never reconnects); a failed start
+leaves no server running.
+"""
+
+from __future__ import annotations
+
+import html
+import shlex
+import ssl
+from pathlib import Path
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..server import ChatServer
+from ..tls import own_server_context, server_context
+from .addresses import hostport, is_loopback, loopback, quoted, reachable, reason, where
+from .panel import MAX_LINES, ChatPanel
+from .registry import WIDGET_LOCK
+
+
+class ServerPanel(ChatPanel):
+    """A ChatPanel that first starts a ChatServer in this kernel, and says how others join.
+
+    Besides ChatPanel's surface: ``server`` (the ChatServer), ``address`` (where it
+    is bound), ``addresses`` (where others can reach it), ``join_command`` (for a
+    terminal), ``join_code`` (for a notebook), ``stop_button``. ``state`` is
+    "serving", "stopped" or "failed"; ``stop()`` stops the server.
+    """
+
+    def __init__(self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px") -> None:
+        self.howto = widgets.HTML()
+        self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
+        self.stop_button.on_click(lambda _b: self.stop())
+        self.addresses: list[str] = []
+        self.join_command = ""
+        self.join_code = ""
+        self._bind_host = "127.0.0.1"
+        super().__init__(nick=nick, max_lines=max_lines, height=height)
+
+    def start(
+        self,
+        host: str,
+        port: int,
+        *,
+        cert: str | Path | None = None,
+        key: str | Path | None = None,
+        ssl_context: ssl.SSLContext | None = None,
+        **server_options: Any,
+    ) -> bool:
+        """Start the server and join it over loopback; on failure the status line says why."""
+        self._bind_host = host
+        try:
+            if cert is not None or key is not None:
+                if cert is None or key is None:
+                    raise ValueError("TLS needs both cert= and key=")
+                ssl_context = server_context(cert, key)
+            server = ChatServer(host, port, ssl_context=ssl_context, **server_options)
+            server.start()
+        except (OSError, ValueError, OverflowError, ssl.SSLError) as exc:
+            return self._fail(f"could not start a server on {where(host, port)}: {reason(exc)}")
+        self.server = server
+        bound = server.address
+        self.addresses = reachable(host, bound[0])
+        self._describe_joining(bound[1], server.token, cert, tls=ssl_context is not None)
+        own_host = loopback(host, bound[0])
+        own_tls = own_server_context(cert) if ssl_context is not None else None
+        # The host's own chat lives and ends with the server beside it: nothing to reconnect to.
+        if not self.connect(own_host, bound[1], token=server.token, ssl_context=own_tls, reconnect=False):
+            failure = self.status
+            server.close()
+            self.server = None
+            return self._fail(f"{failure} (so the server was stopped)")
+        self.address = (bound[0], bound[1])
+        self._set_state("serving", f"serving on {where(*bound)} ({self._reach_note()})")
+        return True
+
+    def stop(self) -> None:
+        """Leave the chat and stop the server (every client is told); the panel stays."""
+        self._stopping = True
+        super().stop()
+        server = self.server
+        if server is not None and server.running:
+            server.close("the host stopped the server")
+            self._set_state("stopped", "stopped: the server is closed")
+        with WIDGET_LOCK:
+            self.stop_button.disabled = True
+
+    @property
+    def connected(self) -> bool:
+        return super().connected and self.server is not None and self.server.running
+
+    def _rows(self) -> tuple[widgets.Widget, ...]:
+        head = widgets.HBox(
+            [self.title, self.stop_button],
+            layout=widgets.Layout(width="100%", justify_content="space-between", align_items="center"),
+        )
+        return (head, self.status_line, self.howto, *super()._rows()[2:])
+
+    def _widgets(self) -> list[widgets.Widget]:
+        return [*super()._widgets(), self.howto, self.stop_button]
+
+    def _title_html(self) -> str:
+        return f'<span class="lc-title">labchat host: {html.escape(self.nick)}</span>'
+
+    def _reach_note(self, port: int | None = None) -> str:
+        """Who can join; with ``port``, also what to do about it."""
+        if is_loopback(self._bind_host):
+            advice = '; host(host="0.0.0.0", ...) lets others in' if port else ""
+            return "only this machine can join" + advice
+        outside = ", ".join(self.addresses)
+        return f"others join at {outside}" + (f", if no firewall blocks port {port}" if port else "")
+
+    def _describe_joining(self, port: int, token: str | None, cert: str | Path | None, *, tls: bool) -> None:
+        first = self.addresses[0]
+        flags = ""
+        extra = ""
+        if token:
+            flags += f" --token {shlex.quote(token)}"
+            extra += f", token={quoted(token)}"
+        if tls:
+            flags += " --tls" + (f" --cafile {shlex.quote(Path(cert).name)}" if cert else "")
+            extra += f", cafile={quoted(Path(cert).name)}" if cert else ", tls=True"
+        self.join_command = f"labchat join {hostport(first, port)} --nick NAME{flags}"
+        self.join_code = f'join({quoted(first)}, {port}, nick="NAME"{extra})'
+        rows = "".join(
+            f"<tr><td>{html.escape(label)}</td><td><code>{html.escape(code)}</code></td></tr>"
+            for label, code in (
+                ("terminal", self.join_command),
+                ("notebook", "from labchat.widgets import join; " + self.join_code),
+                ("netcat", f"nc {first} {port}" if not tls else "(TLS: use labchat join)"),
+            )
+        )
+        note = html.escape(self._reach_note(port))
+        with WIDGET_LOCK:
+            self.howto.value = f'<div class="lc-howto"><b>How to join</b>: {note}<table>{rows}</table></div>'
