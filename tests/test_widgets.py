@@ -334,10 +334,34 @@ def test_hosting_again_on_the_same_port_replaces_the_old_panel():
         second = host(port=port, nick="teacher")  # no "Address already in use"
         assert second.state == "serving" and second.address[1] == port
         assert not first.server.running and first not in live_panels()
-        ada.receive_until(lambda e: e.kind == "system" and "stopped" in e.text, timeout=5)
+        assert first.status == "stopped: the cell was run again"
+        notice = ada.receive_until(lambda e: e.kind == "system" and e.code == "restarting", timeout=5)
+        assert notice.text == "the host is restarting the server"
     assert live_panels() == [second]
     second.close()
     assert live_panels() == [] and labchat_threads() == []
+
+
+def test_a_restarted_host_gets_its_reconnecting_guests_back():
+    first = host(port=0, nick="teacher")
+    port = first.address[1]
+    guest = join("127.0.0.1", port, nick="ada")
+    first.wait_for("--> ada joined")
+    second = host(port=port, nick="teacher")  # the host's cell, run again
+    assert second.state == "serving"
+    second.wait_for("--> ada joined", timeout=15)
+    assert guest.state == "connected" and guest.client.connected
+    guest.input.value = "still here"
+    second.wait_for("ada: still here")
+
+
+def test_stopping_a_host_ends_its_guests_for_good():
+    panel = host(port=0, nick="teacher")
+    guest = join("127.0.0.1", panel.address[1], nick="ada")
+    panel.stop()
+    guest.wait_for("the host stopped the server")
+    guest.client._receiver.join(5)
+    assert guest.state == "disconnected" and not guest.client.reconnecting
 
 
 def test_repr_is_deterministic_for_notebooks():

@@ -188,8 +188,12 @@ class ChatPanel(widgets.VBox):
                     raise TimeoutError(f"no line containing {text!r} within {timeout:g} seconds")
                 self._changed.wait(left)
 
-    def stop(self) -> None:
-        """Leave the chat; the panel stays on screen, saying so."""
+    def stop(self, *, restarting: bool = False) -> None:
+        """Leave the chat; the panel stays on screen, saying so.
+
+        ``restarting`` says the cell that made the panel is being run again; a client
+        panel leaves all the same (a host panel tells its guests to come back).
+        """
         self._stopping = True
         client = self.client
         if client is not None and (client.connected or client.reconnecting):
@@ -204,9 +208,9 @@ class ChatPanel(widgets.VBox):
             self._draw()
         forget(self)
 
-    def close(self) -> None:
-        """Leave the chat and close the widgets (their views disappear)."""
-        self.stop()
+    def close(self, *, restarting: bool = False) -> None:
+        """Leave the chat and close the widgets (their views disappear); ``restarting`` as for stop()."""
+        self.stop(restarting=restarting)
         for child in self._widgets():
             for part in (getattr(child, "layout", None), getattr(child, "style", None), child):
                 if isinstance(part, widgets.Widget):

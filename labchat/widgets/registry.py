@@ -35,14 +35,17 @@ def live_panels() -> list[ChatPanel]:
 
 
 def replace(key: tuple, panel: ChatPanel, also: Callable[[ChatPanel], bool]) -> None:
-    """Close the panel the same cell started last time (and any ``also`` picks); remember this one."""
+    """Close the panel the same cell started last time (and any ``also`` picks); remember this one.
+
+    The old panel is closed as restarting: a host's guests are told to come back.
+    """
     same_cell = key[1] is not None
     with _LIVE_LOCK:
         gone = [k for k, p in _LIVE.items() if (same_cell and k == key) or also(p)]
         old = [_LIVE.pop(k) for k in gone]
         _LIVE[key if same_cell else (key[0], id(panel))] = panel
     for p in old:
-        p.close()
+        p.close(restarting=True)
 
 
 def forget(panel: ChatPanel) -> None:

@@ -83,14 +83,22 @@ class ServerPanel(ChatPanel):
         self._set_state("serving", f"serving on {where(*bound)} ({self._reach_note()})")
         return True
 
-    def stop(self) -> None:
-        """Leave the chat and stop the server (every client is told); the panel stays."""
+    def stop(self, *, restarting: bool = False) -> None:
+        """Leave the chat and stop the server (every client is told); the panel stays.
+
+        With ``restarting`` (the cell is being run again) clients are told the room is
+        coming back, so those that reconnect join the new server when it is up.
+        """
         self._stopping = True
         super().stop()
         server = self.server
         if server is not None and server.running:
-            server.close("the host stopped the server")
-            self._set_state("stopped", "stopped: the server is closed")
+            if restarting:
+                server.close("the host is restarting the server", restarting=True)
+                self._set_state("stopped", "stopped: the cell was run again")
+            else:
+                server.close("the host stopped the server")
+                self._set_state("stopped", "stopped: the server is closed")
         with WIDGET_LOCK:
             self.stop_button.disabled = True
 
