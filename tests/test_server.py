@@ -64,7 +64,7 @@ def test_close_tells_everyone_and_leaves_no_thread_and_a_port_free_at_once(engin
         # close() joined every thread it started (the clients' own receivers end on their own)
         assert [t for t in labchat_threads() if not t.startswith("labchat-client-")] == before
         for client in clients:
-            notice = client.receive_until(lambda e: e.kind == "system" and not e.code, timeout=WAIT)
+            notice = client.receive_until(lambda e: e.kind == "system" and e.code == "closing", timeout=WAIT)
             assert notice.text == "the server is shutting down"
         assert b"the server is shutting down" in idle.recv(1000)
         assert idle.recv(1000) == b""
