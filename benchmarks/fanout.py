@@ -82,7 +82,22 @@ def machine() -> dict:
         "python": platform.python_version(),
         "kernel": platform.release(),
         "redis": next((w[2:] for w in redis if w.startswith("v=")), "unknown"),
+        "commit": _commit(),
     }
+
+
+def _commit() -> str:
+    """The commit of the code measured, from LABCHAT_COMMIT or git (a tree with edits says so)."""
+    if os.environ.get("LABCHAT_COMMIT"):
+        return os.environ["LABCHAT_COMMIT"]
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        edits = subprocess.run(["git", "status", "--porcelain", "labchat"], capture_output=True, text=True)
+    except OSError:
+        return "unknown"
+    if head.returncode:
+        return "unknown"
+    return head.stdout.strip() + (" with uncommitted edits to labchat/" if edits.stdout.strip() else "")
 
 
 def scenario_names(shape: Shape) -> list[str]:
