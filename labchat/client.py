@@ -63,7 +63,7 @@ RETRY_CODES = frozenset({"nick-taken", "server-full", "closing"})
 # Codes the server sends as it ends a connection on purpose: going back would be refused
 # again, or repeat what got us cut off; "closing" is a room closed for good (not restarting).
 FINAL_CODES = frozenset(
-    {"bad-token", "bad-hello", "bad-version", "nick-invalid", "line-too-long", "flooding", "closing"}
+    {"bad-token", "bad-hello", "bad-version", "nick-invalid", "flooding", "closing", "kicked"}
 )
 
 # While a connection attempt waits for the server's answer, close() is noticed this often.
@@ -122,6 +122,7 @@ class ChatClient:
         queue_size: int = 10_000,
         reconnect: bool = False,
         reconnect_for: float = 120.0,
+        op_token: str | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.nick = nick
@@ -132,6 +133,7 @@ class ChatClient:
         self.reconnect_for = reconnect_for
         self.reconnects = 0  # how many times a lost connection was re-established
         self._token, self._timeout, self._ssl_context = token, timeout, ssl_context
+        self._op_token = op_token
         self._events: deque[Event] = deque(maxlen=queue_size)
         self._ready = threading.Condition()
         self._callbacks: list[EventCallback] = []
@@ -297,7 +299,7 @@ class ChatClient:
         if isinstance(first, Refused):
             raise JoinRefused(first.code, first.text)
         with self._send_lock:
-            self._sock.sendall(self._conversation.hello(self.nick, self._token, since))
+            self._sock.sendall(self._conversation.hello(self.nick, self._token, since, self._op_token))
         while True:
             event = self._next()
             if event is CLOSED:

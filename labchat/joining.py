@@ -29,6 +29,7 @@ FAILED = 1  # could not connect, lost the connection, could not listen, a file p
 REFUSED = 3  # the server said no: nick taken or invalid, wrong token, room full, TLS only
 
 TOKEN_ENV = "LABCHAT_TOKEN"
+OP_TOKEN_ENV = "LABCHAT_OP_TOKEN"
 WILDCARDS = frozenset({"", "0.0.0.0", "::"})
 
 
@@ -110,6 +111,7 @@ def connect(
     *,
     reconnect: bool = True,
     reconnect_for: float = 120.0,
+    op_token: str | None = None,
 ) -> ChatClient:
     """A joined ChatClient, or Failure saying in one line why not.
 
@@ -126,6 +128,7 @@ def connect(
             ssl_context=context,
             reconnect=reconnect,
             reconnect_for=reconnect_for,
+            op_token=op_token,
         )
     except JoinRefused as exc:
         hint = ""

@@ -7,9 +7,9 @@ in a few KiB each. Both take the same keywords and behave the same; see
 ``labchat/engine/`` for how, and ``docs/protocol.md`` for what clients see.
 """
 
-from .engine import Connection, SelectorChatServer, ThreadingChatServer
+from .engine import Connection, Faults, SelectorChatServer, ThreadingChatServer
 from .protocol import DEFAULT_PORT
 
 ChatServer = ThreadingChatServer
 
-__all__ = ["DEFAULT_PORT", "ChatServer", "Connection", "SelectorChatServer", "ThreadingChatServer"]
+__all__ = ["DEFAULT_PORT", "ChatServer", "Connection", "Faults", "SelectorChatServer", "ThreadingChatServer"]

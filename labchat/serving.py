@@ -24,7 +24,9 @@ from contextlib import contextmanager
 
 from . import tls
 from .console import use_color
+from .engine.faults import Faults
 from .joining import (
+    OP_TOKEN_ENV,
     Failure,
     at_terminal,
     chat,
@@ -130,6 +132,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         ssl_context=context,
         log=transcript,
         log_private=args.log_private,
+        op_token=args.op_token or os.environ.get(OP_TOKEN_ENV) or None,
+        faults=Faults(chop=args.chop, delay=args.delay / 1000),
     )
     # Without a terminal: joins, leaves and incidents. At a prompt: incidents only,
     # since joins and leaves show in the host's own chat.
@@ -174,7 +178,9 @@ def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) 
     """The host chats in its own room over loopback, like everyone else; leaving closes the room."""
     host, port = server.address
     context = client_context(args.tls_cert, check_hostname=False) if args.tls_cert else None
-    client = connect(loopback_for(host), port, args.nick, token, context, reconnect=False)
+    client = connect(
+        loopback_for(host), port, args.nick, token, context, reconnect=False, op_token=server.op_token
+    )
     stoppers: list[Callable[[], None]] = []
     signal.signal(signal.SIGTERM, lambda *_: [stop() for stop in stoppers])
     color = use_color(sys.stdout, disabled=args.no_color)

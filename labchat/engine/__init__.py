@@ -10,7 +10,8 @@ rules), ``outbox`` (its bounded queue), ``fanout`` (the room's delivery path),
 """
 
 from .core import ChatServerCore, Connection
+from .faults import Faults
 from .selector import SelectorChatServer
 from .threaded import ThreadingChatServer
 
-__all__ = ["ChatServerCore", "Connection", "SelectorChatServer", "ThreadingChatServer"]
+__all__ = ["ChatServerCore", "Connection", "Faults", "SelectorChatServer", "ThreadingChatServer"]

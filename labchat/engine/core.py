@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import secrets
 import socket
 import ssl
 import threading
@@ -34,6 +35,7 @@ from ..text import safe
 from . import limits
 from .bus import Bus
 from .fanout import Hub
+from .faults import Faults
 from .record import Transcript
 from .session import Session, where
 
@@ -73,6 +75,9 @@ class ChatServerCore:
     - ``ssl_context``: a server-side ``ssl.SSLContext`` to speak TLS.
     - ``log``: a path or text file for a JSON Lines transcript of the room.
     - ``bus``: how the room's broadcasts travel (in-process unless given).
+    - ``op_token``: clients that present it are operators (may kick and mute); made up
+      when not given, and readable as ``server.op_token``.
+    - ``faults``: faults on purpose, for lessons (``Faults(chop=True, delay=0.2)``); off by default.
     - ``clock``: the monotonic clock every deadline is measured on.
     """
 
@@ -99,11 +104,16 @@ class ChatServerCore:
         log: str | Path | IO[str] | None = None,
         log_private: bool = False,
         bus: Bus | None = None,
+        op_token: str | None = None,
+        faults: Faults | dict | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.host = host
         self.port = port
         self.token = token or None
+        # Operators present this; made up at start when not given, so a room always has one.
+        self.op_token = op_token or secrets.token_urlsafe(12)
+        self.faults = Faults.of(faults)
         self.max_clients = max_clients
         self.max_line = max_line
         self.max_nick = MAX_NICK
@@ -184,12 +194,15 @@ class ChatServerCore:
             flush=self.engine_flush,
             bus=self._bus,
             transcript=transcript,
+            faults=self.faults,
         )
         self._listener = listener
         self._bound = listener.getsockname()[:2]
         self._serve(listener)
         host, port = self._bound
         log.info("listening on %s:%d (%s engine)", host, port, self.engine)
+        if self.faults.on:
+            log.warning("faults are on, for a lesson: %s", self.faults.describe())
         if self.token is None and not ipaddress.ip_address(host.split("%")[0]).is_loopback:
             log.warning(
                 "listening on %s:%d with no token: anyone who can reach this machine on the network "
@@ -226,6 +239,7 @@ class ChatServerCore:
         for session in sessions:
             self.engine_abort(session)
         self._stop_serving()
+        hub.stop_faults()
         self._listener.close()
         if hub.transcript is not None:
             hub.transcript.close()
@@ -278,7 +292,7 @@ class ChatServerCore:
         self.pending.remove(session, session.host)
 
     def join(self, session: Session, hello) -> None:
-        self.hub.join(session, hello)
+        self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
         self.pending.remove(session, session.host)
         self.joined(session)
 
@@ -288,8 +302,30 @@ class ChatServerCore:
     def token_matches(self, token: str | None) -> bool:
         return hmac.compare_digest((token or "").encode("utf-8"), (self.token or "").encode("utf-8"))
 
+    def is_operator_token(self, token: str | None) -> bool:
+        return token is not None and hmac.compare_digest(token.encode("utf-8"), self.op_token.encode("utf-8"))
+
     def banner_note(self, greeting: str) -> str:
-        return greeting
+        """The banner's words, with a warning when faults are switched on for a lesson."""
+        return f"{greeting} {self.faults.banner()}" if self.faults.on else greeting
+
+    # -- moderation, from Python --------------------------------------------------------------
+
+    def kick(self, nick: str, reason: str = "") -> None:
+        """Remove ``nick`` from the room, telling them and everyone why; LookupError if absent."""
+        self._moderate("kick", nick, reason)
+
+    def mute(self, nick: str) -> None:
+        """Refuse ``nick``'s messages (they are told, with an error each) until ``unmute``."""
+        self._moderate("mute", nick)
+
+    def unmute(self, nick: str) -> None:
+        self._moderate("unmute", nick)
+
+    def _moderate(self, action: str, nick: str, reason: str = "") -> None:
+        if self.hub is None:
+            raise RuntimeError("the server is not started")
+        self.hub.moderate(action, nick, reason, by="the server")
 
     # -- what an engine provides ----------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from ..protocol import Event, Hello, is_farewell
 from ..room import Delivery, Room, RoomError
 from . import limits
 from .bus import Bus, LocalBus
+from .faults import Delayer, Faults
 from .session import Refusal, Session
 
 if TYPE_CHECKING:
@@ -45,6 +46,7 @@ class Hub:
         flush: Callable[[Session], None],
         bus: Bus | None = None,
         transcript: Transcript | None = None,
+        faults: Faults | None = None,
     ) -> None:
         self.room = room
         self.max_clients = max_clients
@@ -56,6 +58,10 @@ class Hub:
         self.lock = threading.Lock()
         self._to_flush: list[Session] = []
         self._to_cut: list[Session] = []
+        self._to_end: list[tuple[Session, str]] = []  # removed by an operator
+        self._delayer = None
+        if faults is not None and faults.delay:
+            self._delayer = Delayer(faults.delay, clock, self._release)
         self._behind: set[Session] = set()
         self.bus = bus or LocalBus()
         self.bus.attach(self.deliver)
@@ -69,6 +75,7 @@ class Hub:
         finally:
             to_flush, self._to_flush = self._to_flush, []
             to_cut, self._to_cut = self._to_cut, []
+            to_end, self._to_end = self._to_end, []
             self.lock.release()
             if self.transcript is not None:
                 self.transcript.write()  # on disk before anyone is sent it
@@ -76,6 +83,8 @@ class Hub:
                 self._flush_session(session)
             for session in to_cut:
                 session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
+            for session, reason in to_end:
+                session.end(reason, fault=True)
 
     # -- requests from sessions --------------------------------------------------------------
 
@@ -89,7 +98,7 @@ class Hub:
         with self.delivering():
             self._put(session, render(event, session.mode))
 
-    def join(self, session: Session, hello: Hello) -> None:
+    def join(self, session: Session, hello: Hello, *, operator: bool = False) -> None:
         with self.delivering():
             if self.closing:
                 raise Refusal("closing", "the server is shutting down")
@@ -98,7 +107,7 @@ class Hub:
                     "server-full", f"the room is full (at most {self.max_clients} at once); try again later"
                 )
             try:
-                deliveries = self.room.join(session, hello.nick, since=hello.since)
+                deliveries = self.room.join(session, hello.nick, since=hello.since, operator=operator)
             except RoomError as exc:
                 raise Refusal(exc.code, str(exc)) from None
             session.nick = self.room.nick_of(session)
@@ -123,9 +132,30 @@ class Hub:
                     self.bus.publish(outcome.deliveries)
                     return True
                 pending += outcome.deliveries
+                self._moderated(outcome, session.nick)
             self.bus.publish(pending)
             session.nick = self.room.nick_of(session) or session.nick
             return False
+
+    def moderate(self, action: str, nick: str, reason: str, by: str) -> None:
+        """kick, mute or unmute by nick (from Python); LookupError if nobody has that nick."""
+        with self.delivering():
+            try:
+                outcome = self.room.moderate(action, nick, reason, by)
+            except RoomError as exc:
+                raise LookupError(str(exc)) from None
+            self.bus.publish(outcome.deliveries)
+            self._moderated(outcome, by)
+
+    def _moderated(self, outcome, by: str | None) -> None:
+        """Log a mute, and end the connections of those removed (lock held)."""
+        for d in outcome.deliveries:
+            event = d.event
+            if event.kind == "system" and event.code in ("mute", "unmute"):
+                log.warning("%s", event.text)
+            elif event.kind == "leave" and outcome.removed:  # logged as the session ends
+                for member in outcome.removed:
+                    self._to_end.append((member, event.text))
 
     def leave(self, session: Session, reason: str) -> None:
         with self.delivering():
@@ -157,6 +187,16 @@ class Hub:
 
     # -- delivery (the lock is held) ----------------------------------------------------------
 
+    def stop_faults(self) -> None:
+        if self._delayer is not None:
+            self._delayer.stop()
+
+    def _release(self, held: list[tuple[list[Delivery], list[Session]]]) -> None:
+        """Deliveries held back by the delay fault, now due."""
+        with self.delivering():
+            for deliveries, members in held:
+                self._queue_all(deliveries, members)
+
     def deliver(self, deliveries: list[Delivery]) -> None:
         """Queue each event for its recipients in order: what the bus hands back (lock held)."""
         if not deliveries:
@@ -164,6 +204,12 @@ class Hub:
         if self.transcript is not None:
             self.transcript.record(deliveries)
         members = self.room.members()
+        if self._delayer is not None:
+            self._delayer.hold((deliveries, members))
+            return
+        self._queue_all(deliveries, members)
+
+    def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
         if all(d.to is None for d in deliveries):
             blobs: dict[str, bytes] = {}
             count = len(deliveries)

@@ -21,8 +21,10 @@ from ..room import Delivery
 
 log = logging.getLogger("labchat.server")
 
-# Kinds written to the transcript (private messages only when asked).
+# Kinds written to the transcript (private messages only when asked), and the notices of
+# moderation: every kick (a leave saying who removed whom) and every mute is on the record.
 TRANSCRIPT_KINDS = frozenset({"message", "action", "join", "leave", "nick", "bot"})
+MODERATION_CODES = frozenset({"mute", "unmute"})
 
 
 class Transcript:
@@ -43,7 +45,9 @@ class Transcript:
             return
         for d in deliveries:
             e = d.event
-            public = e.kind in TRANSCRIPT_KINDS and d.to is None
+            public = d.to is None and (
+                e.kind in TRANSCRIPT_KINDS or (e.kind == "system" and e.code in MODERATION_CODES)
+            )
             if (public or (e.kind == "private" and self.private)) and not e.history:
                 self._lines.append(encode(e).decode("utf-8"))
 

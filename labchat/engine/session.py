@@ -366,8 +366,9 @@ class Session:
                     if self.leaving:
                         self.drained.set()
                     return True
+            piece = self.core.faults.piece(data)  # the whole of it, unless chopping for a lesson
             try:
-                count = send(data)
+                count = send(piece)
             except (BlockingIOError, InterruptedError):
                 count = 0
             except OSError as exc:
@@ -378,6 +379,12 @@ class Session:
                 return None
             if not count:
                 with self.lock:
+                    self.backlogged = True
+                    self._sending = False
+                return False
+            if len(piece) < len(data) and count == len(piece):  # chopped: the rest on a later turn
+                with self.lock:
+                    self.outbox.sent(count, clock())
                     self.backlogged = True
                     self._sending = False
                 return False

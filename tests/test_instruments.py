@@ -1,0 +1,162 @@
+"""Instruments for the class, through real clients on both engines: operators, and faults on purpose.
+
+Operators present the room's operator token and may kick, mute and unmute; anyone else
+is told they may not. Faults (chopped sends, delayed deliveries) are off by default,
+said in every banner when on, and lose nothing: a client that reads lines whole still
+gets every message whole.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+from conftest import WAIT
+
+from labchat import ChatClient, ConnectionClosed
+from labchat.server import Faults
+
+
+def said(client: ChatClient, kind: str, **fields):
+    return client.receive_until(
+        lambda e: e.kind == kind and all(getattr(e, k) == v for k, v in fields.items()), timeout=WAIT
+    )
+
+
+@pytest.fixture
+def room(make_server):
+    return make_server(bot=False, op_token="owl-op")
+
+
+def test_the_operator_token_is_made_up_when_not_given(make_server) -> None:
+    a, b = make_server(), make_server()
+    assert a.op_token and b.op_token and a.op_token != b.op_token
+    assert len(a.op_token) >= 16
+
+
+def test_an_operator_kicks_and_everyone_sees_why(room, connect, caplog) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    ada, bob = connect("ada", server=room), connect("bob", server=room)
+    teacher.send("/kick bob spamming the room")
+    told = said(bob, "error", code="kicked")
+    assert told.text == "you were removed by teacher: spamming the room"
+    with pytest.raises(ConnectionClosed):
+        bob.receive(timeout=WAIT)
+    assert not bob.reconnecting  # a kick is the end, even for a client that reconnects
+    leave = said(ada, "leave", sender="bob")
+    assert leave.text == "removed by teacher: spamming the room"
+    assert room.users() == ["teacher", "ada"]
+    logged = [r.getMessage() for r in caplog.records if "removed by teacher" in r.getMessage()]
+    assert len(logged) == 1 and logged[0].startswith("bob (")  # one line: who, and why
+
+
+def test_others_may_not_moderate(room, connect) -> None:
+    connect("teacher", server=room, op_token="owl-op")
+    ada = connect("ada", server=room, op_token="wrong guess")
+    connect("bob", server=room)
+    for command in ("/kick bob", "/mute bob", "/unmute bob"):
+        ada.send(command)
+        error = said(ada, "error", code="not-operator")
+        assert "only an operator" in error.text
+    assert room.users() == ["teacher", "ada", "bob"]
+
+
+def test_a_muted_person_is_refused_with_an_error_and_reaches_nobody(room, connect) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    ada, bob = connect("ada", server=room), connect("bob", server=room)
+    teacher.send("/mute bob")
+    assert said(ada, "system", code="mute").text == "bob was muted by teacher"
+    bob.send("can you hear me")
+    assert said(bob, "error", code="muted").text.startswith("you are muted")
+    bob.send("/msg ada psst")
+    said(bob, "error", code="muted")
+    teacher.send("/unmute bob")
+    assert said(ada, "system", code="unmute").text == "bob was unmuted by teacher"
+    bob.send("thank you")
+    heard = said(ada, "message", sender="bob")
+    assert heard.text == "thank you"  # the first thing ada hears from bob: nothing leaked
+
+
+def test_operators_see_their_commands_in_help(room, connect) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    ada = connect("ada", server=room)
+    for client in (teacher, ada):
+        client.pending()
+        client.send("/help")
+        said(client, "system", text="bye or /quit         leave the chat")
+    teacher_help = [e.text for e in teacher.pending()]
+    assert any(line.startswith("/kick NICK") for line in teacher_help)
+    ada_help = [e.text for e in ada.pending()]
+    assert not any(line.startswith("/kick") for line in ada_help)
+
+
+def test_kick_mute_and_unmute_from_python(room, connect) -> None:
+    ada, _ = connect("ada", server=room), connect("bob", server=room)
+    room.mute("bob")
+    assert said(ada, "system", code="mute").text == "bob was muted by the server"
+    room.unmute("bob")
+    said(ada, "system", code="unmute")
+    room.kick("bob", "time is up")
+    assert said(ada, "leave", sender="bob").text == "removed by the server: time is up"
+    with pytest.raises(LookupError, match="nobody called 'carol'"):
+        room.kick("carol")
+
+
+def test_every_kick_and_mute_is_in_the_transcript(make_server, connect, tmp_path) -> None:
+    record = tmp_path / "class.jsonl"
+    room = make_server(bot=False, op_token="owl-op", log=record)
+    connect("ada", server=room)
+    bob = connect("bob", server=room)
+    room.mute("ada")
+    room.kick("ada", "enough")
+    said(bob, "leave", sender="ada")
+    room.close()
+    lines = [json.loads(line) for line in record.read_text().splitlines()]
+    moderated = [
+        (e["type"], e["text"]) for e in lines if e.get("code") == "mute" or "removed" in e.get("text", "")
+    ]
+    assert moderated == [
+        ("system", "ada was muted by the server"),
+        ("leave", "removed by the server: enough"),
+    ]
+
+
+# -- faults, for lessons ------------------------------------------------------------------------
+
+
+def test_faults_are_off_by_default_and_said_in_the_banner_when_on(make_server, raw) -> None:
+    plain = make_server()
+    assert b"Faults" not in raw(plain).line()
+    chopping = make_server(faults=Faults(chop=True, delay=0.05))
+    banner = raw(chopping).line().decode()
+    assert "Faults are on for a lesson" in banner and "chopped" in banner and "50 ms" in banner
+
+
+def test_a_chopping_server_still_delivers_every_message_whole(make_server, connect, raw) -> None:
+    chopping = make_server(bot=False, faults={"chop": True})
+    ada, bob = connect("ada", server=chopping), connect("bob", server=chopping)
+    person = raw(chopping)
+    person.line()
+    person.send("grace\n")
+    lines = [ada.send(f"message {n} " + "x" * 50) for n in range(30)]
+    got = [said(bob, "message", sender="ada").text for _ in lines]
+    assert got == [f"message {n} " + "x" * 50 for n in range(30)]
+    netcat = [person.until(lambda line: line.startswith(b"ada: ")).decode() for _ in range(30)]
+    assert netcat == [f"ada: message {n} " + "x" * 50 for n in range(30)]  # plain lines, whole, in order
+
+
+def test_a_chopping_server_breaks_a_client_that_takes_one_recv_for_one_message(make_server) -> None:
+    chopping = make_server(bot=False, faults={"chop": True})
+    sock = socket.create_connection(chopping.address, timeout=WAIT)
+    first = sock.recv(4096)  # a naive client: "the banner is one recv"
+    assert first and not first.endswith(b"\n")  # only a piece of it
+    sock.close()
+
+
+def test_a_delaying_server_holds_deliveries_back_in_order(make_server, connect) -> None:
+    slow = make_server(bot=False, faults={"delay": 0.05})
+    ada, bob = connect("ada", server=slow), connect("bob", server=slow)
+    for n in range(5):
+        ada.send(f"{n}")
+    assert [said(bob, "message", sender="ada").text for _ in range(5)] == ["0", "1", "2", "3", "4"]
