@@ -46,6 +46,7 @@ from .conversation import (
 from .protocol import Event, ProtocolError
 
 EventCallback = Callable[[Event], object]
+WireCallback = Callable[[str, bytes], object]
 CloseCallback = Callable[[str], object]
 
 log = logging.getLogger("labchat.client")
@@ -123,6 +124,7 @@ class ChatClient:
         reconnect: bool = False,
         reconnect_for: float = 120.0,
         op_token: str | None = None,
+        wire: WireCallback | None = None,
     ) -> None:
         self.host, self.port = host, port
         self.nick = nick
@@ -147,7 +149,8 @@ class ChatClient:
         self._final = False  # the server ended this connection on purpose
         self._last_seq = 0  # the highest room seq delivered
         self._replayed: int | None = None  # after a reconnect's welcome: missed events so far
-        self._conversation = ClientConversation()
+        self._wire_callbacks: list[WireCallback] = [wire] if wire is not None else []
+        self._conversation = ClientConversation(tap=self._tap)
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -229,6 +232,24 @@ class ChatClient:
         """Call ``callback(event)`` from the receiver thread for each event (usable as a decorator)."""
         self._callbacks.append(callback)
         return callback
+
+    def on_wire(self, callback: WireCallback) -> WireCallback:
+        """Call ``callback(direction, line)`` for every line as it travels: ``"->"`` sent, ``"<-"`` received.
+
+        Lines are the raw bytes without their newline, as the wire carries them;
+        they come from the thread that sends or the receiver thread: keep it quick.
+        Registered before the handshake (``ChatClient(..., wire=callback)``), it
+        sees the banner and the hello too.
+        """
+        self._wire_callbacks.append(callback)
+        return callback
+
+    def _tap(self, direction: str, line: bytes) -> None:
+        for callback in list(self._wire_callbacks):
+            try:
+                callback(direction, line)
+            except Exception:  # a bad callback must not stop the chat
+                log.exception("an on_wire callback failed")
 
     def on_close(self, callback: CloseCallback) -> CloseCallback:
         """Call ``callback(reason)`` once, from the receiver thread, when the client ends for good
@@ -447,7 +468,7 @@ class ChatClient:
             sock.settimeout(max(0.01, min(self._timeout, deadline - time.monotonic())))
             if self._ssl_context is not None:
                 sock = self._sock = _start_tls(sock, self._ssl_context, self.host)
-            self._conversation = ClientConversation()
+            self._conversation = ClientConversation(tap=self._tap)
             since = self._last_seq
             welcome = self._handshake(since, self._timeout)
         except BaseException:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 
@@ -302,3 +303,15 @@ def test_on_close_given_after_the_end_is_called_at_once(connect) -> None:
     reasons: list[str] = []
     ada.on_close(reasons.append)
     assert reasons == ["you left the chat"]
+
+
+def test_on_wire_sees_every_line_as_it_travels(connect) -> None:
+    seen: list[tuple[str, bytes]] = []
+    ada = connect("ada", wire=lambda direction, line: seen.append((direction, line)))
+    ada.send("hello")
+    ada.receive_until(lambda e: e.kind == "message" and e.text == "hello")
+    assert seen[0][0] == "<-" and seen[0][1].startswith(b"labchat/1 Welcome")  # the banner
+    assert seen[1] == ("->", b'{"type":"hello","nick":"ada","version":1}')
+    assert ("->", b'{"type":"say","text":"hello"}') in seen
+    received = [json.loads(line) for direction, line in seen[2:] if direction == "<-"]
+    assert received[0]["type"] == "welcome" and any(e.get("text") == "hello" for e in received)
