@@ -35,13 +35,19 @@ def is_farewell(text: str) -> bool:
     return word in QUIT_COMMANDS or stripped.lower().rstrip("!. ") == "bye"
 
 
-# A line longer than this is refused before any more of it is buffered.
-# 8 KiB holds any chat message (MAX_TEXT characters of up to 4 UTF-8 bytes
-# each) with room to spare, yet keeps a misbehaving peer's buffer small.
-MAX_LINE = 8192
+# The longest chat message: 4000 characters (a long snippet of code, a few screenfuls) and
+# at most 200 lines. Both are counted after the room has neutralised control characters.
+MAX_TEXT = 4000
+MAX_LINES = 200
 
-# The longest chat message, in characters: about a screenful of text.
-MAX_TEXT = 1000
+# A line longer than this is refused before any more of it is buffered. It must hold the
+# largest message a program may send: MAX_TEXT characters of 4 UTF-8 bytes each, written the
+# way Python's json.dumps writes them by default (ensure_ascii), as a surrogate pair of
+# escapes, "\ud83d\ude00", 12 bytes a character: 48,000 bytes. The envelope around it
+# (type, sender and target nicks of up to 20 characters, seq, time, code) is a few hundred
+# bytes more. 48 KiB holds all that, and is what a misbehaving peer's unfinished line may
+# cost the server at most. (A newline travels as the two bytes \n inside the JSON string.)
+MAX_LINE = 48 * 1024
 
 # Every kind of event the server sends.
 KINDS = frozenset(

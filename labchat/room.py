@@ -24,8 +24,8 @@ from dataclasses import dataclass, field
 
 from .bot import Greeter
 from .nicks import MAX_NICK, RoomError, check_nick, skeleton
-from .protocol import MAX_TEXT, QUIT_COMMANDS, Event
-from .text import safe
+from .protocol import MAX_LINES, MAX_TEXT, QUIT_COMMANDS, Event
+from .text import safe, trim
 
 __all__ = [
     "BIG_ROOM",
@@ -74,13 +74,21 @@ class Outcome:
 
 
 def clean_text(text: str) -> str:
-    """Chat text as the room keeps it: trimmed, controls neutralised, length checked."""
-    text = safe(text.strip())
+    """Chat text as the room keeps it: trimmed, controls neutralised, size checked.
+
+    A message may hold several lines (a pasted snippet): blank lines around it
+    go, each line keeps its indentation, and the inner blank lines stay. Every
+    control character but the line breaks is made visible, line by line. Over
+    MAX_TEXT characters or MAX_LINES lines it is refused (``text-too-long``).
+    """
+    text = safe(trim(text), multiline=True)
     if len(text) > MAX_TEXT:
         raise RoomError(
             "text-too-long",
             f"message too long: {len(text)} characters, limit {MAX_TEXT}",
         )
+    if (lines := text.count("\n") + 1) > MAX_LINES:
+        raise RoomError("text-too-long", f"message too long: {lines} lines, limit {MAX_LINES}")
     return text
 
 

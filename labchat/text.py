@@ -1,8 +1,11 @@
-"""The text rules every layer shares: what makes a string safe to show anyone.
+"""The text rules every layer shares: what makes a string safe to show anyone, and a message's shape.
 
 Nothing here touches a socket. ``safe`` neutralises what could act on a reader's
 terminal or page (controls, escapes, bidirectional overrides), keeping all
-printable text as it is, so every view and every log line can use it.
+printable text as it is, so every view and every log line can use it. Chat
+text may hold several lines: ``safe(text, multiline=True)`` keeps each ``\\n``
+and neutralises everything else line by line, and ``trim`` gives a message its
+outline (no blank lines around it), so code keeps its indentation.
 """
 
 from __future__ import annotations
@@ -15,13 +18,12 @@ _INVISIBLE = frozenset({0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0
 # Any character safe() changes: controls, DEL, 8-bit controls and the invisibles above.
 _UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
 
+# Tab stops in multi-line text, every 4 columns: a tab-indented snippet keeps its shape
+# (one space per tab would flatten it), and nothing moves a reader's cursor.
+TAB = 4
 
-def safe(text: str) -> str:
-    """Text with every control character made visible and inert.
 
-    ESC becomes ``^[``, a NUL ``^@``, DEL ``^?`` and the 8-bit controls
-    ``<U+009B>`` style; a tab becomes a space. Printable text is unchanged.
-    """
+def _safe_line(text: str) -> str:
     if not _UNSAFE.search(text):  # the usual case, found in one pass in C
         return text
     out = []
@@ -38,3 +40,40 @@ def safe(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def safe(text: str, *, multiline: bool = False) -> str:
+    """Text with every control character made visible and inert.
+
+    ESC becomes ``^[``, a NUL ``^@``, DEL ``^?`` and the 8-bit controls
+    ``<U+009B>`` style; a tab becomes a space. Printable text is unchanged.
+
+    With ``multiline=True`` (a chat message) each ``\\n`` is kept as a line
+    break, a ``\\r\\n`` becomes ``\\n``, tabs become spaces to the next stop of
+    ``TAB`` columns, and every other control, a lone ``\\r`` included (``^M``),
+    is neutralised as above, line by line.
+    """
+    if not multiline:
+        return _safe_line(text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
+    if "\t" in text:
+        text = text.expandtabs(TAB)
+    if "\n" not in text:
+        return _safe_line(text)
+    return "\n".join(_safe_line(line) for line in text.split("\n"))
+
+
+def trim(text: str) -> str:
+    """A message's outline: ``\\r\\n`` as ``\\n``, blank lines before and after it gone, no trailing space.
+
+    Inner blank lines and every line's indentation stay, the first line's
+    included, so a pasted snippet keeps its shape. A message of one line loses
+    its leading spaces too: alone, they mean nothing.
+    """
+    text = text.replace("\r\n", "\n").rstrip()
+    start = 0
+    while (end := text.find("\n", start)) >= 0 and not text[start:end].strip():
+        start = end + 1  # a blank line before the first line with words
+    text = text[start:]
+    return text if "\n" in text else text.lstrip()

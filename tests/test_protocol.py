@@ -16,6 +16,8 @@ from hypothesis import strategies as st
 from labchat.protocol import (
     KINDS,
     MAX_LINE,
+    MAX_LINES,
+    MAX_TEXT,
     Decoder,
     Event,
     Hello,
@@ -230,6 +232,35 @@ def test_an_endless_line_is_refused_before_it_is_buffered() -> None:
 def test_a_limit_must_be_positive() -> None:
     with pytest.raises(ValueError):
         Decoder(max_line=0)
+
+
+# -- the limits fit together -----------------------------------------------------------------------
+
+
+def test_the_limits_are_a_long_snippet_and_a_line_that_holds_it() -> None:
+    assert (MAX_TEXT, MAX_LINES, MAX_LINE) == (4000, 200, 48 * 1024)
+
+
+def test_the_largest_message_fits_one_line_however_a_program_writes_its_json() -> None:
+    text = "👋" * MAX_TEXT  # 4 bytes each in UTF-8
+    escaped = (json.dumps({"type": "say", "text": text}) + "\n").encode()  # json.dumps' default: \ud83d\udc4b
+    assert len(escaped) == 12 * MAX_TEXT + len('{"type": "say", "text": ""}\n')
+    as_labchat_writes_it = encode(Say(text=text))
+    nicks = "é" * 20  # the longest nicks, 2 bytes a letter
+    event = Event(kind="private", sender=nicks, target=nicks, text=text, seq=2**40, time=1.8e9, history=True)
+    for line in (escaped, as_labchat_writes_it, encode(event)):
+        decoder = Decoder()
+        decoder.feed(line)
+        (whole,) = drain(decoder)
+        assert len(whole) < MAX_LINE
+    assert decode_frame(escaped.rstrip(b"\n")) == Say(text=text)
+
+
+def test_a_newline_in_a_message_travels_as_two_bytes_inside_the_json_string() -> None:
+    line = encode(Say(text="def f():\n    return 1"))
+    assert line == b'{"type":"say","text":"def f():\\n    return 1"}\n'
+    assert line.count(b"\n") == 1  # still one frame, one line
+    assert decode_frame(line[:-1]) == Say(text="def f():\n    return 1")
 
 
 # -- properties ---------------------------------------------------------------------------
