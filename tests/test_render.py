@@ -1,14 +1,29 @@
-"""How events look to people: plain lines, terminal lines, HTML, and nothing a sender can abuse."""
+"""How events look to people: plain, terminal and HTML lines, code blocks, and nothing a sender can abuse."""
 
 from __future__ import annotations
 
+import ast
+import html
 import re
+import subprocess
+import sys
 import time
 
 import pytest
 
 from labchat.protocol import Event
-from labchat.render import describe, html_line, nick_colour, plain, safe, terminal
+from labchat.render import (
+    Block,
+    blocks,
+    describe,
+    html_body,
+    html_line,
+    mentions,
+    nick_colour,
+    plain,
+    safe,
+    terminal,
+)
 
 NOON = time.mktime((2024, 5, 6, 12, 34, 0, 0, 0, -1))  # local time, whatever the zone
 
@@ -87,3 +102,166 @@ def test_describe_splits_speaker_from_text() -> None:
 
 def test_an_event_without_a_time_has_no_stamp() -> None:
     assert terminal(Event(kind="system", text="hello")) == "hello"
+
+
+# -- messages of several lines, and code -----------------------------------------------------------
+
+SNIPPET = "look at this:\n```python\ndef f(x):\n    if x:\n\n        return x  # `kept`\n```\nwhy?"
+ESCAPES = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def test_safe_keeps_the_lines_of_chat_text_and_neutralises_the_rest() -> None:
+    assert safe("a\nb", multiline=True) == "a\nb"
+    assert safe("a\r\nb", multiline=True) == "a\nb"  # a Windows line end is a line end
+    assert safe("a\rb\n\x1b[2Jc", multiline=True) == "a^Mb\n^[[2Jc"  # a lone CR moves nothing
+    assert safe("\tx\n  \ty", multiline=True) == "    x\n    y"  # tab stops every 4 columns
+    assert safe("a\u2028b\x85c\x0bd", multiline=True) == "a<U+2028>b<U+0085>c^Kd"  # other line breaks: inert
+    assert safe("a\nb") == "a^Jb"  # a nick or a log line stays one line
+
+
+def test_blocks_split_a_message_into_text_inline_code_and_fenced_code() -> None:
+    assert blocks(SNIPPET) == [
+        Block("text", "look at this:", source="look at this:"),
+        Block(
+            "code",
+            "def f(x):\n    if x:\n\n        return x  # `kept`",
+            "python",
+            "```python\ndef f(x):\n    if x:\n\n        return x  # `kept`\n```",
+        ),
+        Block("text", "why?", source="why?"),
+    ]
+    assert blocks("use `len(x)` or ``a`b``") == [
+        Block("text", "use ", source="use "),
+        Block("inline", "len(x)", source="`len(x)`"),
+        Block("text", " or ", source=" or "),
+        Block("inline", "a`b", source="``a`b``"),
+    ]
+    assert blocks("") == []
+    assert blocks("not `closed") == [Block("text", "not `closed", source="not `closed")]
+
+
+def test_a_fence_closes_with_as_many_backticks_and_an_open_one_runs_to_the_end() -> None:
+    (outer,) = blocks("````md\n```\ninner\n```\n````")
+    assert (outer.kind, outer.language, outer.text) == ("code", "md", "```\ninner\n```")
+    (open_block,) = blocks("```\nno end")
+    assert (open_block.kind, open_block.text) == ("code", "no end")
+    assert blocks("```js is fun```")[0].kind == "inline"  # backticks after the info: not a fence
+    assert blocks("```<script>\nx\n```")[0].language == ""  # not a language name
+
+
+def test_a_message_of_several_lines_on_a_plain_line_marks_each_line_as_its_own() -> None:
+    item = event("message", sender="ada", text="first\n    indented\n\nlast")
+    assert plain(item) == "ada: first\nada|     indented\nada|\nada| last"
+    private = event("private", sender="ada", target="bob", text="a\nb")
+    assert plain(private) == "[private] ada -> bob: a\n[private] ada -> bob| b"
+    assert plain(event("action", sender="ada", text="waves\nagain")) == "* ada waves\n* ada| again"
+    forged = event("message", sender="ada", text="hi\n\x1b[2Jbob: fake")
+    assert plain(forged) == "ada: hi\nada| ^[[2Jbob: fake"  # every line says whose it is
+
+
+def test_a_terminal_prints_further_lines_under_the_first_indented_to_the_text() -> None:
+    item = event("message", sender="ada", text="first\n    indented\n\nlast")
+    assert terminal(item).split("\n") == [
+        "12:34 ada: first",
+        "               indented",
+        "",
+        "           last",
+    ]
+    wide = event("message", sender="日本", text="a\nb")  # wide characters take two columns
+    assert terminal(wide, show_time=False).split("\n") == ["日本: a", "      b"]
+
+
+def test_without_colour_a_code_block_is_shown_exactly_as_it_was_sent() -> None:
+    shown = terminal(event("message", sender="bob", text=SNIPPET), show_time=False)
+    assert shown == "\n".join(
+        ("bob: " if n == 0 else "     ") + line if line else "" for n, line in enumerate(SNIPPET.split("\n"))
+    )
+    assert "\x1b" not in shown
+
+
+def test_with_colour_code_is_highlighted_and_nothing_but_colour_is_added() -> None:
+    pytest.importorskip("pygments")
+    item = event("message", sender="bob", text=SNIPPET)
+    coloured = terminal(item, color=True)
+    assert "\x1b[94mdef\x1b[39;49;00m" in coloured  # Pygments' TerminalFormatter: a keyword
+    assert "\x1b[2m```python\x1b[22m" in coloured  # the fences, dim
+    assert ESCAPES.sub("", coloured) == terminal(item)  # same text, same indentation, only colours added
+    hostile = event("message", sender="bob", text="```python\nx = '\x1b]0;pwned\x07'\n```")
+    assert ESCAPES.sub("", terminal(hostile, color=True)) == terminal(hostile)
+    assert "\x07" not in terminal(hostile, color=True)
+
+
+def test_a_mention_is_bold_for_the_one_mentioned_only() -> None:
+    item = event("message", sender="bob", text="@ada look, not @adam")
+    assert "\x1b[1m@ada\x1b[22m look" in terminal(item, color=True, nick="ada")
+    assert "\x1b[1m" not in terminal(item, color=True, nick="cy").split(": ", 1)[1]
+    assert terminal(item, nick="ada") == terminal(item)  # no colour, no bold
+
+
+@pytest.mark.parametrize(
+    ("text", "mentioned"),
+    [
+        ("hi @ada", True),
+        ("@ADA: look", True),
+        ("thanks @ada.", True),
+        ("@ada's turn", True),
+        ("hi @adam", False),
+        ("mail bob@ada.org", False),
+        ("@ada.b is someone else", False),
+        ("hi ada", False),
+        ("`@ada` in code", False),
+        ("```\n@ada\n```", False),
+    ],
+)
+def test_mentions(text: str, mentioned: bool) -> None:
+    assert mentions(text, "ada") is mentioned
+
+
+def test_html_body_escapes_text_and_shows_code_as_code() -> None:
+    pytest.importorskip("pygments")
+    text = '<b>hi</b> & `<i>` @ada\n```python\nif a < b and "x":\n    pass\n```\nbye'
+    body = html_body(event("message", sender="bob", text=text), nick="ada")
+    mention = '<mark class="lc-mention">@ada</mark>'
+    assert body.startswith(f"&lt;b&gt;hi&lt;/b&gt; &amp; <code>&lt;i&gt;</code> {mention}")
+    assert '<pre><code class="language-python">' in body and body.endswith("</code></pre>bye")
+    assert '<span style="color: #008000; font-weight: bold">if</span>' in body  # inline styles: no stylesheet
+    code = body.split('<code class="language-python">')[1].split("</code></pre>")[0]
+    assert html.unescape(re.sub(r"<[^>]+>", "", code)) == 'if a < b and "x":\n    pass'
+    assert "<b>" not in body and "<i>" not in body
+
+
+def test_html_body_of_a_language_it_does_not_know_is_escaped_as_it_is() -> None:
+    body = html_body(event("message", sender="bob", text="```nosuchlang\n<x> & y\n```"))
+    assert body == '<pre><code class="language-nosuchlang">&lt;x&gt; &amp; y</code></pre>'
+    unnamed = html_body(event("message", sender="bob", text="```\n<x>\n```"))
+    assert unnamed == "<pre><code>&lt;x&gt;</code></pre>"
+    assert html_body(event("message", sender="bob", text="a\nb")) == "a<br>b"
+
+
+def test_html_line_of_a_plain_message_is_unchanged_and_code_is_code() -> None:
+    simple = html_line(event("message", sender="ada", text="hi"), show_time=False)
+    assert simple.endswith(">ada</b>: hi</div>")
+    fragment = html_line(event("private", sender="ada", target="bob", text="see `x`"), show_time=False)
+    assert fragment == '<div class="lc-event lc-private">[private] ada -&gt; bob: see <code>x</code></div>'
+    notice = html_line(event("system", text="one\ntwo"), show_time=False)
+    assert notice == '<div class="lc-event lc-system">one<br>two</div>'
+
+
+def test_without_pygments_code_is_shown_escaped_and_plain() -> None:
+    """A Python where Pygments cannot be imported: the same views, with no colour in the code."""
+    script = (
+        "import sys; sys.modules['pygments'] = None\n"
+        "from labchat.protocol import Event\n"
+        "from labchat.render import html_body, terminal\n"
+        "e = Event(kind='message', sender='bob', text='```python\\nif a < b:\\n    pass\\n```')\n"
+        "print(repr(html_body(e)))\n"
+        "print(repr(terminal(e, color=True, show_time=False)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    body, shown = (ast.literal_eval(line) for line in done.stdout.splitlines())
+    assert body == '<pre><code class="language-python">if a &lt; b:\n    pass</code></pre>'
+    assert shown == (
+        f"\x1b[2m\x1b[0m\x1b[1;{nick_colour('bob')}mbob\x1b[0m: \x1b[2m```python\x1b[22m\n"
+        "     if a < b:\n         pass\n     \x1b[2m```\x1b[22m"
+    )
