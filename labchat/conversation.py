@@ -12,6 +12,12 @@ first, then waits for a JSON ``hello`` (a program) or a nick line (a person on
 netcat, who is then spoken to in plain text), then relays chat lines. A client's
 goes BANNER -> HELLO -> WELCOME -> JOINED -> CLOSED.
 
+A person on netcat sends several lines as one message by fencing them: a line
+of exactly ```` ``` ```` (or ```` ```python ````) opens a block, the next
+```` ``` ```` line closes it, and the block comes out as one ``Say`` whose text
+is the fenced block, fences included. Nothing else comes out while it is open,
+and it is bounded as any message is (MAX_LINES lines, MAX_TEXT characters).
+
 Errors say who is at fault: ``LocalProtocolError`` when this side misuses the
 API (saying hello twice, chatting before joining), ``RemoteProtocolError`` when
 the peer breaks the protocol. A peer's bad chat line once joined is not fatal:
@@ -21,11 +27,14 @@ with an error while the conversation goes on.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 
 from .protocol import (
     MAX_LINE,
+    MAX_LINES,
+    MAX_TEXT,
     PROTOCOL,
     VERSION,
     Decoder,
@@ -69,6 +78,10 @@ class _Sentinel:
 NEED_DATA = _Sentinel("NEED_DATA")  # nothing complete yet: feed more bytes
 CLOSED = _Sentinel("CLOSED")  # the peer hung up and everything it sent has been taken
 
+# A line that opens a block on netcat: three backticks, then a language if you like.
+_FENCE = re.compile(r"```[ \t]*([^\s`]*)")
+
+
 
 @dataclass(frozen=True)
 class Invalid:
@@ -101,6 +114,9 @@ class ServerConversation:
         self.mode = "json"  # "text" once a person's nick line arrives
         self.max_line = max_line
         self._decoder = Decoder(max_line)
+        self._block: list[str] | None = None  # text mode: the lines of an open ``` block
+        self._block_size = 0  # its characters so far, as one message (fences and newlines counted)
+        self._block_dropped = False  # it went over a limit: the rest of it is skipped
 
     # -- bytes out ----------------------------------------------------------------------
 
@@ -151,28 +167,74 @@ class ServerConversation:
             raise LocalProtocolError("send the banner before reading")
         if self.state is State.CLOSED:
             return CLOSED
-        try:
-            line = self._decoder.next_line()
-        except ProtocolError as exc:
-            if self.state is State.JOINED:
-                return Invalid(exc.code, str(exc))
-            raise RemoteProtocolError(exc.code, str(exc)) from None
-        if line is None:
-            return CLOSED if self._decoder.closed else NEED_DATA
-        if self.state is State.HELLO:
-            return self._hello(line)
-        if self.mode == "text":
+        while True:
             try:
-                return Say(text=decode_text(line))
+                line = self._decoder.next_line()
+            except ProtocolError as exc:
+                if self.state is State.JOINED:
+                    self._drop_block()
+                    return Invalid(exc.code, str(exc))
+                raise RemoteProtocolError(exc.code, str(exc)) from None
+            if line is None:
+                return CLOSED if self._decoder.closed else NEED_DATA
+            if self.state is State.HELLO:
+                return self._hello(line)
+            if self.mode == "text":
+                said = self._text_line(line)
+                if said is None:  # a line of an open block
+                    continue
+                return said
+            try:
+                frame = decode_frame(line)
             except ProtocolError as exc:
                 return Invalid(exc.code, str(exc))
+            if not isinstance(frame, Say):
+                return Invalid("bad-frame", "already joined: send 'say' frames")
+            return frame
+
+    @property
+    def in_block(self) -> bool:
+        """True while a person on netcat is typing a ``` block (its lines are not sent yet)."""
+        return self._block is not None
+
+    def _text_line(self, line: bytes) -> Say | Invalid | None:
+        """A person's line: a Say, an Invalid, or None when it went into (or ended) an open block."""
         try:
-            frame = decode_frame(line)
+            text = decode_text(line)
         except ProtocolError as exc:
+            self._drop_block()
             return Invalid(exc.code, str(exc))
-        if not isinstance(frame, Say):
-            return Invalid("bad-frame", "already joined: send 'say' frames")
-        return frame
+        if self._block is None:
+            fence = _FENCE.fullmatch(text.strip())
+            if fence is None:
+                return Say(text=text)
+            self._block = [f"```{fence.group(1)}"]
+            self._block_size = len(self._block[0])
+            return None
+        if text.strip() == "```":  # the block ends: all of it is one message
+            lines, dropped = self._block, self._block_dropped
+            self._block, self._block_dropped = None, False
+            return None if dropped else Say(text="\n".join([*lines, "```"]))
+        if self._block_dropped:
+            return None
+        size = self._block_size + 1 + len(text)
+        lines = len(self._block) + 2  # with this line and the closing fence
+        if lines > MAX_LINES or size + 4 > MAX_TEXT:
+            self._drop_block()
+            what = f"{lines} lines, limit {MAX_LINES}" if lines > MAX_LINES else f"over {MAX_TEXT} characters"
+            return Invalid(
+                "text-too-long",
+                f"message too long: {what}; this ``` block is dropped, up to its closing ```",
+            )
+        self._block.append(text)
+        self._block_size = size
+        return None
+
+    def _drop_block(self) -> None:
+        """Forget an open block's lines; the rest of it, up to its closing fence, is skipped."""
+        if self._block is not None:
+            self._block = []
+            self._block_dropped = True
 
     def _hello(self, line: bytes) -> Hello:
         if line.lstrip().startswith(b"{"):
