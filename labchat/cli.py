@@ -86,10 +86,13 @@ examples:
   labchat join classroom.local --nick ada --tls --cafile labchat-cert.pem
   printf 'hi\\nbye\\n' | labchat join --nick bot    scripted: plain lines in and out
 
-In the chat: /help lists the commands; /msg NICK TEXT is private; Tab completes
-commands and nicks, Up recalls what you typed; bye, /quit, Ctrl-D or Ctrl-C
-leave. Colours are off with --no-color, NO_COLOR=1, or when output is not a
-terminal.
+In the chat: Enter sends; Esc Enter (or Alt Enter) starts a new line in the
+same message, and a paste is sent whole as one message, indentation kept. Put
+code between lines of ``` (```python for colours). /help lists the commands;
+/msg NICK TEXT is private; Tab completes commands, nicks and @nicks (a mention
+rings the bell of the one you mention); Up recalls what you typed; bye, /quit,
+Ctrl-D or Ctrl-C leave. Colours are off with --no-color, NO_COLOR=1, or when
+output is not a terminal. Piped input sends one message per line.
 
 exit status: 0 you left, 1 no connection or it was lost, 2 bad arguments,
 3 the server refused you (nick taken, wrong token, room full, TLS only).

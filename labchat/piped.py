@@ -8,6 +8,10 @@ the server's goodbye, so every line was delivered and every answer printed
 before the process exits. A reconnect does not lose lines either: its notices
 are printed like any event, and the lines that come meanwhile wait until the
 client is back (Ctrl-C still leaves at once).
+
+One input line is one message: a script's lines are not joined. A message of
+several lines that arrives is printed as the terminal shows it, each further
+line indented under the first.
 """
 
 from __future__ import annotations
@@ -154,6 +158,6 @@ class LineChat:
         if self._out_broken:
             return
         try:
-            print(terminal(event, color=self.color), file=self.out, flush=True)
+            print(terminal(event, color=self.color, nick=self.client.nick), file=self.out, flush=True)
         except (BrokenPipeError, ValueError):  # the reader went away: keep chatting quietly
             self._out_broken = True

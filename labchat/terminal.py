@@ -8,6 +8,13 @@ turns control characters into visible text, so no one else can move the
 cursor, clear the screen or retitle the window. ``bye``, ``/quit``, Ctrl-D and
 Ctrl-C all leave politely and wait for the server's goodbye.
 
+What the person types is one message, however many lines it holds: Enter
+sends it, Esc Enter (or Alt Enter) starts a new line in it, and a paste
+(bracketed by the terminal) goes in whole, newlines and indentation included,
+to be sent as one message with the next Enter. A message that mentions
+``@nick`` (this person) shows the mention in bold and rings the terminal's
+bell, unless the chat is quiet.
+
 While the client reconnects, its notices print like any other and the prompt
 says ``(reconnecting)``; a line typed meanwhile is not sent, and the screen says
 so (the up arrow brings it back to send again).
@@ -25,12 +32,13 @@ from prompt_toolkit import PromptSession
 from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
+from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import StdoutProxy
 
 from .client import ChatClient, ConnectionClosed, Reconnecting
 from .console import Pace
 from .protocol import Event, is_farewell
-from .render import nick_colour, safe, terminal
+from .render import CHAT_KINDS, mentions, nick_colour, safe, terminal
 from .room import HELP
 
 # How long to wait for the server's goodbye after asking to leave.
@@ -46,23 +54,49 @@ COMMANDS = tuple(sorted({word for line in HELP for word in line.split() if word.
 
 
 class _ChatCompleter(Completer):
-    """Tab completes a /command at the start of the line, and the nick of someone here anywhere."""
+    """Tab completes a /command at the start of a message, and the nick of someone here anywhere.
+
+    A word that starts with ``@`` completes to ``@nick``, to mention them.
+    """
 
     def __init__(self, client: ChatClient) -> None:
         self.client = client
 
     def get_completions(self, document: Document, complete_event: CompleteEvent) -> Iterator[Completion]:
         before = document.text_before_cursor
-        word = before.rpartition(" ")[2]
+        word = before.split()[-1] if before and not before[-1].isspace() else ""
         if not word:
             return
+        others = [nick for nick in self.client.users if nick != self.client.nick]
         if word == before and word.startswith("/"):
             options = [f"{command} " for command in COMMANDS]
+        elif word.startswith("@"):
+            options = [f"@{nick}" for nick in others]
         else:
-            options = [nick for nick in self.client.users if nick != self.client.nick]
+            options = others
         for option in options:
             if option.lower().startswith(word.lower()) and option != word:
                 yield Completion(option, start_position=-len(word))
+
+
+def _keys() -> KeyBindings:
+    """Enter sends what was typed; Esc Enter (Alt Enter sends the same keys) starts a new line."""
+    keys = KeyBindings()
+
+    @keys.add("enter")
+    def _send(event: KeyPressEvent) -> None:
+        event.current_buffer.validate_and_handle()
+
+    @keys.add("escape", "enter")
+    def _new_line(event: KeyPressEvent) -> None:
+        event.current_buffer.insert_text("\n")
+
+    return keys
+
+
+def _continuation(width: int, line_number: int, wrap_count: int) -> str:
+    """What stands before each further line of a message being typed: dots as wide as the prompt."""
+    return "." * (width - 1) + " " if width > 1 else ""
 
 
 @contextmanager
@@ -84,9 +118,10 @@ class TerminalChat:
     ends and the client leaves as if the person had typed ``bye``.
     """
 
-    def __init__(self, client: ChatClient, *, color: bool = False) -> None:
+    def __init__(self, client: ChatClient, *, color: bool = False, quiet: bool = False) -> None:
         self.client = client
         self.color = color
+        self.quiet = quiet  # no bell when someone mentions you
         self.left = False  # we left on purpose (or the server said goodbye to us)
         self._ended = threading.Event()  # the connection is over
         self._stopping = threading.Event()  # someone asked us to leave
@@ -95,7 +130,12 @@ class TerminalChat:
     def run(self) -> int:
         """Chat until the person leaves or the connection ends; 0 if they left."""
         self._input = PromptSession(
-            erase_when_done=True, completer=_ChatCompleter(self.client), complete_while_typing=False
+            erase_when_done=True,
+            completer=_ChatCompleter(self.client),
+            complete_while_typing=False,
+            multiline=True,  # a message may hold lines; Enter still sends (see _keys)
+            key_bindings=_keys(),
+            prompt_continuation=_continuation,
         )
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         with _above_the_prompt():
@@ -129,24 +169,23 @@ class TerminalChat:
             text = line_input.prompt(self._prompt_text(), pre_run=self._exit_if_done)
             if text is None:  # woken: the connection ended or stop() was called
                 continue
-            for line in text.splitlines():  # a paste may hold several lines
-                if not line.strip():
-                    continue
-                pace.wait()
-                try:
-                    self.client.send(line)
-                except Reconnecting:
-                    if is_farewell(line):  # nobody to say goodbye to: just go
-                        self.left = True
-                        return
-                    self._show(_not_sent(line))
-                    continue
-                except ConnectionClosed:
-                    return
-                if is_farewell(line):
+            if not text.strip():
+                continue
+            pace.wait()  # one message, however many lines: a paste is one message
+            try:
+                self.client.send(text)
+            except Reconnecting:
+                if is_farewell(text):  # nobody to say goodbye to: just go
                     self.left = True
-                    self._ended.wait(GOODBYE_WAIT)
                     return
+                self._show(_not_sent(text))
+                continue
+            except ConnectionClosed:
+                return
+            if is_farewell(text):
+                self.left = True
+                self._ended.wait(GOODBYE_WAIT)
+                return
 
     def _prompt_text(self) -> Callable[[], object]:
         def text() -> object:  # asked again at every redraw, so it follows the connection
@@ -191,7 +230,15 @@ class TerminalChat:
         self._wake()
 
     def _show(self, event: Event) -> None:
-        print(terminal(event, color=self.color), flush=True)
+        me = self.client.nick
+        line = terminal(event, color=self.color, nick=me)
+        print(line + ("\a" if self._rings(event, me) else ""), flush=True)
+
+    def _rings(self, event: Event, me: str) -> bool:
+        """The bell: someone else just mentioned ``@me`` (not in replayed history), and we are not quiet."""
+        if self.quiet or event.history or event.kind not in CHAT_KINDS or event.sender == me:
+            return False
+        return mentions(event.text, me)
 
 
 def _not_sent(line: str) -> Event:

@@ -31,14 +31,21 @@ pytestmark = pytest.mark.timeout(120)
 class Term:
     """A labchat process in a pty, its output fed to a pyte screen."""
 
-    def __init__(self, *args: str, env: dict[str, str] | None = None, cols: int = 100, rows: int = 24):
+    def __init__(
+        self,
+        *args: str,
+        env: dict[str, str] | None = None,
+        cols: int = 100,
+        rows: int = 24,
+        python: list[str] | None = None,
+    ):
+        """``python -m labchat ARGS``, or ``python PYTHON...`` when a test drives the terminal its own way."""
         environ = dict(os.environ, PROMPT_TOOLKIT_NO_CPR="1", TERM="xterm")
         environ.pop("NO_COLOR", None)
         environ.pop("LABCHAT_TOKEN", None)
         environ.update(env or {})
-        self.child = pexpect.spawn(
-            sys.executable, ["-m", "labchat", *args], env=environ, dimensions=(rows, cols), timeout=10
-        )
+        argv = python if python is not None else ["-m", "labchat", *args]
+        self.child = pexpect.spawn(sys.executable, argv, env=environ, dimensions=(rows, cols), timeout=10)
         self.screen = pyte.Screen(cols, rows)
         self._stream = pyte.ByteStream(self.screen)
         self.raw = bytearray()
@@ -364,5 +371,117 @@ def test_tab_completes_commands_and_the_nicks_of_people_here(terms, room):
         ada.type(" psst\r")
         said = bob.receive_until(lambda e: e.kind == "private", timeout=5)
         assert (said.sender, said.target, said.text) == ("ada", "bob", "psst")
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+# -- messages of several lines, code and mentions ------------------------------------------------
+
+SNIPPET = "def outer(xs):\n    def inner(x):\n        if x:\n            return x * 2\n\n        return 0"
+
+
+def test_a_bracketed_paste_is_one_message_with_its_indentation(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("\x1b[200~" + SNIPPET.replace("\n", "\r") + "\x1b[201~")  # as a terminal pastes
+        ada.wait("return 0")
+        ada.type("\r")
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == SNIPPET
+        # On ada's screen: each line under the first, indented to where the text starts.
+        ada.wait(lambda _: any(row.endswith("ada: def outer(xs):") for row in ada.rows()))
+        rows = ada.rows()
+        first = next(i for i, row in enumerate(rows) if row.endswith("ada: def outer(xs):"))
+        indent = " " * len("12:34 ada: ")
+        assert rows[first + 1 : first + 5] == [
+            indent + "    def inner(x):",
+            indent + "        if x:",
+            indent + "            return x * 2",
+            indent + "        return 0",  # (the blank line is not among the non-empty rows)
+        ]
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+def test_esc_enter_starts_a_new_line_and_enter_sends_them_together(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("for x in xs:\x1b\r")  # Esc Enter; Alt Enter sends the same two bytes
+        ada.type("    print(x)")
+        ada.wait("print(x)")
+        rows = ada.rows()
+        assert rows[-2:] == ["ada> for x in xs:", "....     print(x)"]  # the prompt, then its continuation
+        ada.type("\r")
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == "for x in xs:\n    print(x)"
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+def test_a_mention_is_bold_and_rings_the_bell_of_the_one_mentioned(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        bob.send("nothing for ada here")
+        ada.wait("bob: nothing for ada here")
+        assert b"\x07" not in ada.raw
+        bob.send("@ada look at this")
+        ada.wait("bob: @ada look at this")
+        assert b"\x1b[1m@ada\x1b[22m look at this" in ada.raw
+        assert b"\x07" in ada.raw
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+# The terminal face in quiet mode, as ``labchat join --quiet`` runs it.
+QUIET_CHAT = """
+import sys
+from labchat import ChatClient
+from labchat.terminal import TerminalChat
+client = ChatClient(sys.argv[1], int(sys.argv[2]), nick="ada")
+sys.exit(TerminalChat(client, color=True, quiet=True).run())
+"""
+
+
+def test_a_quiet_chat_shows_the_mention_without_the_bell(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        host, port = room.address
+        ada = terms(python=["-c", QUIET_CHAT, host, str(port)])
+        ada.wait("ada>")
+        bob.send("@ada look at this")
+        ada.wait("bob: @ada look at this")
+        assert b"\x1b[1m@ada\x1b[22m look at this" in ada.raw
+        assert b"\x07" not in ada.raw
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+def test_code_from_the_room_is_highlighted_in_colour(terms, room):
+    pytest.importorskip("pygments")
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        bob.send("```python\ndef f():\n    return 1\n```")
+        ada.wait("return 1")
+        assert b"\x1b[94mdef\x1b[39;49;00m" in ada.raw  # a keyword, in the terminal's own colours
+        rows = ada.rows()
+        at = next(i for i, row in enumerate(rows) if row.endswith("bob: ```python"))
+        indent = " " * len("12:34 bob: ")
+        assert rows[at + 1 : at + 4] == [indent + "def f():", indent + "    return 1", indent + "```"]
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
+def test_tab_completes_an_at_nick(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("thanks @b\t")
+        ada.wait("ada> thanks @bob")
+        ada.type("!\r")
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == "thanks @bob!"
         ada.type("bye\r")
         assert ada.exit_status() == 0
