@@ -14,16 +14,17 @@ import logging
 import socket
 import string
 import threading
-import time
 
 import pytest
+from conftest import wait_until
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from labchat import ChatClient, ChatServer, Event, ProtocolError
 from labchat.bot import Greeter
-from labchat.protocol import Decoder, Hello, Say, decode_event, decode_frame, encode
+from labchat.nicks import skeleton
+from labchat.protocol import MAX_TEXT, Decoder, Hello, Say, decode_event, decode_frame, encode
 from labchat.room import MAX_NICK, Room, RoomError, check_nick
 
 # Two busy cores run this suite: no per-example deadline, and slow generation is not a failure.
@@ -209,7 +210,7 @@ class RoomMachine(RuleBasedStateMachine):
                 assert d.event.seq > self.last_seq, "sequence numbers only grow"
                 self.last_seq = d.event.seq
             assert d.to is None or set(d.to) <= allowed
-            for field in (d.event.sender, d.event.text, d.event.target):
+            for field in (d.event.sender, _lines(d.event.text), d.event.target):
                 assert not any(_unsafe(c) for c in field), "control characters reach a view"
 
     @rule(member=st.sampled_from(MEMBERS), nick=nick_like)
@@ -220,11 +221,13 @@ class RoomMachine(RuleBasedStateMachine):
             out = self.room.join(member, nick)
         except RoomError as exc:
             assert exc.code in {"nick-invalid", "nick-taken"}
-            taken = {n.casefold() for n in self.model.values()}
+            # Nicks clash by skeleton: case, look-alikes (0/o, 1/l) and the reserved ones.
+            taken = {skeleton(n) for n in self.model.values()}
+            reserved = {skeleton(n) for n in ("server", "system", "admin", "labchat", "you", "greeter")}
             if exc.code == "nick-taken":
-                assert nick.casefold() in taken | {"server", "system", "admin", "labchat", "you", "greeter"}
+                assert skeleton(nick) in taken | reserved
             return
-        self.model[member] = nick
+        self.model[member] = check_nick(nick)  # the room keeps nicks composed (NFC)
         self._check(out, set(self.model))
         assert out[0].event.kind == "welcome" and out[0].to == (member,)
         assert list(out[0].event.users) == list(self.model.values())
@@ -244,7 +247,7 @@ class RoomMachine(RuleBasedStateMachine):
             if e.kind == "leave":
                 assert outcome.leaving and self.model.pop(member) == e.sender
             if e.kind == "message":
-                assert len(e.text) <= 1000
+                assert len(e.text) <= MAX_TEXT
         if outcome.leaving:
             assert member not in self.model
 
@@ -372,21 +375,16 @@ def test_server_survives_arbitrary_traffic_and_keeps_serving(live, pieces: list[
     assert wait_until(lambda: server.users() == ["sentinel", "watcher"]), server.users()
     assert not errors.records, errors.records[0].getMessage()
     for event in list(seen):
-        for field in (event.sender, event.text, event.target, *event.users):
+        for field in (event.sender, _lines(event.text), event.target, *event.users):
             assert not any(_unsafe(c) for c in field), event
     shown = bytes(watcher.data).decode("utf-8")  # a person on netcat gets valid UTF-8 ...
     assert not any(_unsafe(c) for c in shown.replace("\n", "")), shown  # ... and nothing that moves a cursor
 
 
+def _lines(text: str) -> str:
+    """A message's text without the line breaks a multi-line message may keep."""
+    return text.replace("\n", "")
+
+
 def _unsafe(c: str) -> bool:
     return ord(c) < 0x20 or ord(c) == 0x7F or 0x80 <= ord(c) < 0xA0 or c in "\u2028\u2029\u202e"
-
-
-def wait_until(condition, timeout: float = 5.0) -> bool:
-    """Check ``condition`` until it holds or ``timeout`` seconds pass; say whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.01)
-    return True

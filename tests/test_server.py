@@ -7,15 +7,12 @@ import socket
 import threading
 
 import pytest
+from conftest import labchat_threads
 
 from labchat import ChatClient
 from labchat.server import DEFAULT_PORT
 
 WAIT = 5.0  # seconds any one wait may take
-
-
-def labchat_threads() -> list[str]:
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("labchat-"))
 
 
 # -- lifecycle ----------------------------------------------------------------------------

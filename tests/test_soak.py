@@ -16,28 +16,15 @@ import time
 from collections.abc import Callable
 
 import pytest
+from conftest import labchat_threads, wait_until
 
 from labchat import ChatClient, Event
 
 pytestmark = pytest.mark.slow
 
 
-def labchat_threads() -> list[str]:
-    return sorted(t.name for t in threading.enumerate() if t.name.startswith("labchat-"))
-
-
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
-
-
-def wait_until(condition: Callable[[], bool], timeout: float) -> bool:
-    """Check ``condition`` until it holds or ``timeout`` seconds pass; say whether it held."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
 
 
 def run_in_threads(work: Callable[[int], None], items: int, threads: int) -> None:
