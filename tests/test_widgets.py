@@ -19,6 +19,8 @@ import pytest
 from labchat import ChatClient, ChatServer
 from labchat.tls import make_certificate
 from labchat.widgets import MAX_LINES, ChatPanel, ServerPanel, host, join, live_panels
+from labchat.widgets.compose import fence_open, fenced, typed_enter
+from labchat.widgets.view import FOLD_LINES, CodeBlock
 
 
 def labchat_threads() -> list[str]:
@@ -50,6 +52,13 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
+def enter(panel: ChatPanel, text: str) -> None:
+    """Type ``text`` into the panel's box and press Enter, as the browser syncs it: the text, then
+    the text with the newline Enter adds."""
+    panel.input.value = text
+    panel.input.value = text + "\n"
+
+
 def event_divs(panel: ChatPanel) -> int:
     return panel.transcript.value.count('<div class="lc-event')
 
@@ -63,7 +72,7 @@ def test_typing_into_the_input_sends_to_another_client(server):
         panel = join("127.0.0.1", port, nick="ada")
         assert panel.state == "connected" and panel.connected
         assert "connected to 127.0.0.1" in panel.status and "as ada" in panel.status
-        panel.input.value = "hello from the panel"  # what the browser does on Enter
+        enter(panel, "hello from the panel")
         event = bob.receive_until(message_from("ada"), timeout=5)
         assert event.text == "hello from the panel"
         assert panel.input.value == ""  # cleared for the next message
@@ -78,6 +87,7 @@ def test_send_button_with_nothing_typed_sends_nothing(server):
         panel.input.value = "   "
         panel.send_button.click()
         panel.input.value = "first real message"
+        panel.send_button.click()
         event = bob.receive_until(lambda e: e.kind in ("message", "error") and e.sender == "ada")
         assert (event.kind, event.text) == ("message", "first real message")
 
@@ -166,7 +176,7 @@ def test_bye_leaves_and_the_panel_says_so(server):
     port = server.address[1]
     with ChatClient("127.0.0.1", port, nick="bob") as bob:
         panel = join("127.0.0.1", port, nick="ada")
-        panel.input.value = "bye"
+        enter(panel, "bye")
         left = bob.receive_until(lambda e: e.kind == "leave", timeout=5)
         assert left.sender == "ada"
     panel.wait_for("Goodbye, ada!")
@@ -180,7 +190,7 @@ def test_bye_leaves_and_the_panel_says_so(server):
 
 def test_a_nick_change_follows_the_panel(server):
     panel = join("127.0.0.1", server.address[1], nick="ada")
-    panel.input.value = "/nick ada2"
+    enter(panel, "/nick ada2")
     panel.wait_for("--- ada is now known as ada2")
     assert panel.nick == "ada2" and panel.users == ["ada2"]
     assert "labchat: ada2" in panel.title.value
@@ -261,7 +271,7 @@ def test_host_panel_serves_says_how_to_join_and_chats():
     assert html_of(panel.join_command) in panel.howto.value
     with ChatClient("127.0.0.1", port, nick="ada") as ada:
         panel.wait_for("--> ada joined")
-        panel.input.value = "welcome, class"
+        enter(panel, "welcome, class")
         assert ada.receive_until(message_from("teacher"), timeout=5).text == "welcome, class"
         ada.send("thanks")
         panel.wait_for("ada: thanks")
@@ -293,7 +303,7 @@ def test_host_with_token_tls_and_transcript_log(tmp_path):
     assert panel.join_code == f'join("127.0.0.1", {port}, nick="NAME", token="letmein", cafile="class.pem")'
     guest = join("127.0.0.1", port, nick="ada", token="letmein", cafile=cert)
     assert guest.state == "connected", guest.status
-    guest.input.value = "over TLS"
+    enter(guest, "over TLS")
     panel.wait_for("ada: over TLS")
     plain = join("127.0.0.1", port, nick="bob", token="letmein", timeout=3)
     assert plain.state == "failed" and "TLS" in plain.status
@@ -351,7 +361,7 @@ def test_a_restarted_host_gets_its_reconnecting_guests_back():
     assert second.state == "serving"
     second.wait_for("--> ada joined", timeout=15)
     assert guest.state == "connected" and guest.client.connected
-    guest.input.value = "still here"
+    enter(guest, "still here")
     second.wait_for("ada: still here")
 
 
@@ -399,6 +409,165 @@ def test_many_messages_redraw_quickly(server):
     assert len(panel.transcript_lines()) == MAX_LINES
     assert len(panel.transcript.value) < MAX_LINES * 400
     assert elapsed < 10, f"1000 messages took {elapsed:.1f} s to reach the transcript"
+
+
+# -- code in the chat ------------------------------------------------------------------------
+
+SNIPPET = (
+    "def greet(name):\n    # <script>alert('x')</script>\n    return f\"<img src=x onerror=alert(1)> {name}\""
+)
+
+
+def test_a_code_block_shows_as_code_and_its_html_stays_text(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send(f"try `greet('ada')` with:\n```python\n{SNIPPET}\n```\n<b>done</b>")
+        panel.wait_for("bob| <b>done</b>")
+    value = panel.transcript.value
+    assert '<pre><code class="language-python">' in value
+    assert "<code>greet(&#x27;ada&#x27;)</code>" in value  # inline code in a code font
+    assert "&lt;script&gt;" in value and "&lt;img src=x onerror=alert(1)&gt;" in value
+    assert "<script" not in value and "<img" not in value and "<b>done" not in value
+    assert re.search(r'<span style="[^"]*">def</span>', value)  # highlighted, by Pygments
+    assert '<span class="lc-code-no">#1</span> python, 3 lines' in value
+    assert panel.code_blocks() == [CodeBlock(1, "bob", "python", SNIPPET)]
+    assert "<details" not in value  # a short block is open
+
+
+def test_a_long_code_block_is_folded_and_opens_without_a_script(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    long = "\n".join(f"print({n})" for n in range(FOLD_LINES + 1))
+    short = "\n".join(f"x{n} = {n}" for n in range(FOLD_LINES))
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send(f"```python\n{long}\n```")
+        bob.send(f"```\n{short}\n```")
+        panel.wait_for(f"bob| x{FOLD_LINES - 1} = {FOLD_LINES - 1}")
+    value = panel.transcript.value
+    assert value.count('<details class="lc-code lc-fold">') == 1
+    folded = re.search(r'<details class="lc-code lc-fold"><summary[^>]*>(.*?)</summary>', value).group(1)
+    assert f"#1</span> python, {FOLD_LINES + 1} lines" in folded and "(show)" in folded
+    assert f"#2</span> code, {FOLD_LINES} lines" in value
+    assert [b.number for b in panel.code_blocks()] == [1, 2]
+    assert panel.code_blocks()[1].language == ""
+
+
+def test_mentions_are_marked_and_counted_until_the_panel_is_used(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send("@ada said before she came")
+        bob.receive_until(message_from("bob"))
+        panel = join("127.0.0.1", port, nick="ada")
+        panel.wait_for("bob: @ada said before")
+        assert panel.unread_mentions == 0  # history is not news
+        bob.send("@ada can you look?")
+        bob.send("@adam is someone else, and so is ada@example.org")
+        bob.send("`@ada` in code is not a mention")
+        bob.send("thanks @ADA!")
+        panel.wait_for("bob: thanks @ADA!")
+        assert panel.unread_mentions == 2
+        assert "@ 2 unread mentions" in panel.title.value
+        assert panel.read_button.layout.display == ""
+        value = panel.transcript.value
+        assert '<mark class="lc-mention">@ada</mark> can you look?' in value
+        assert '<mark class="lc-mention">@ADA</mark>!' in value
+        # Marked: the two new ones, and the one from before (shown, not counted).
+        assert value.count('<div class="lc-event lc-mentioned lc-message">') == 3
+        enter(panel, "@ada talking to myself")
+        panel.wait_for("ada: @ada talking to myself")
+        assert panel.unread_mentions == 0  # typing in the panel is using it
+        assert "unread mention" not in panel.title.value and panel.read_button.layout.display == "none"
+        bob.send("@ada once more")
+        panel.wait_for("bob: @ada once more")
+        assert panel.unread_mentions == 1
+        panel.read_button.click()  # so is clicking in it
+        assert panel.unread_mentions == 0 and "unread mention" not in panel.title.value
+
+
+def test_share_sends_code_as_a_fenced_block(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        assert panel.share("def f():\n    return 1\n") is True
+        assert bob.receive_until(message_from("ada")).text == "```python\ndef f():\n    return 1\n```"
+        assert panel.share("SELECT 1;", language="sql") is True
+        assert bob.receive_until(message_from("ada")).text == "```sql\nSELECT 1;\n```"
+        markdown = 'text = """\n```\ninside\n```\n"""'
+        assert panel.share(markdown) is True
+        assert bob.receive_until(message_from("ada")).text == f"````python\n{markdown}\n````"
+        panel.wait_for("ada| ````")
+        assert [b.code for b in panel.code_blocks()][-1] == markdown  # one block, fences inside kept
+        assert panel.share("  \n") is False and panel.status == "not sent: there is no code to share"
+        assert panel.share("x = 1\n" * 1000) is False
+        assert panel.status == "not sent: 6013 characters as a message, and the chat takes 4000"
+        assert panel.share("\n".join("x" for _ in range(300))) is False
+        assert panel.status == "not sent: 302 lines as a message, and the chat takes 200"
+        with pytest.raises(ValueError, match="not a language name"):
+            panel.share("x", language="python ```")
+
+
+def test_enter_sends_a_line_and_a_code_block_takes_lines_until_it_closes(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        for value in ("```python", "```python\n", "```python\nx = 1", "```python\nx = 1\n"):
+            panel.input.value = value  # Enter inside the open block is a new line
+        assert panel.input.value == "```python\nx = 1\n" and panel.input.rows == 3
+        panel.input.value = "```python\nx = 1\n```"
+        panel.input.value = "```python\nx = 1\n```\n"  # Enter after the closing fence sends
+        assert bob.receive_until(message_from("ada")).text == "```python\nx = 1\n```"
+        assert panel.input.value == "" and panel.input.rows == 2
+        enter(panel, "just one line")
+        assert bob.receive_until(message_from("ada")).text == "just one line"
+
+
+def test_a_paste_stays_whole_in_the_box_until_it_is_sent(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        pasted = "first line\n  second, indented\n\nfourth\n"
+        panel.input.value = pasted  # one change holding several lines: a paste, not Enter
+        assert panel.input.value == pasted and panel.input.rows == 5
+        panel.send_button.click()
+        assert bob.receive_until(message_from("ada")).text == "first line\n  second, indented\n\nfourth"
+        panel.input.value = "a\nb"  # pasted without a final newline: Enter at its end sends it
+        panel.input.value = "a\nb\n"
+        assert bob.receive_until(message_from("ada")).text == "a\nb"
+        panel.input.value = "one\ntwo"
+        panel.input.value = "one\n\ntwo"  # Enter in the middle is a new line
+        assert panel.input.value == "one\n\ntwo"
+        panel.input.value = ""
+        panel.input.value = "\n"  # Enter in an empty box sends nothing
+        assert panel.input.value == ""
+        enter(panel, "after all that")
+        assert bob.receive_until(message_from("ada")).text == "after all that"
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "sent"),
+    [
+        ("hi", "hi\n", "hi"),
+        ("", "hi\n", "hi"),  # keys synced together still end in one Enter
+        ("", "a\nb\n", None),  # a paste of lines ending in a newline stays
+        ("a\nb", "a\n\nb", None),  # a newline in the middle
+        ("```py\nx", "```py\nx\n", None),  # inside an open block
+        ("```py\nx\n```", "```py\nx\n```\n", "```py\nx\n```"),
+        ("````\n```\n", "````\n```\nx\n", None),  # a shorter fence does not close a longer one
+        ("say `x`", "say `x`\n", "say `x`"),  # inline code is not a fence
+        ("```x```", "```x```\n", "```x```"),
+        ("hi", "h", None),
+    ],
+)
+def test_the_enter_rule(old, new, sent):
+    assert typed_enter(old, new) == sent
+
+
+def test_fenced_picks_a_fence_longer_than_any_inside():
+    assert fenced("x = 1\n\n") == "```python\nx = 1\n```"
+    assert fenced("```\nx\n```", "md") == "````md\n```\nx\n```\n````"
+    assert fenced("  `````\n", "") == "``````\n  `````\n``````"
+    assert fence_open("```") and not fence_open("```\n```") and not fence_open("```x```")
 
 
 # -- in a real kernel: re-running cells, restarting, shutting down ---------------------------

@@ -23,13 +23,15 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from .. import render
+from .. import protocol, render
 from ..client import ChatClient, ConnectionClosed, JoinRefused
 from ..protocol import Event
 from ..server import ChatServer
 from .addresses import reason, where
+from .compose import fenced, typed_enter
 from .registry import WIDGET_LOCK, forget, request
 from .style import CSS, MARKS, OTHER_MARK
+from .view import CodeBlock, code_of, event_html, mentions
 
 # Lines kept and shown: enough to follow a lesson, few enough that redrawing stays fast.
 MAX_LINES = 200
@@ -37,6 +39,12 @@ MAX_LINES = 200
 # Seconds between two redraws of a transcript at most: a busy room's burst of events is
 # drawn once per interval (20 a second), not once per event, so the browser keeps up.
 REDRAW_INTERVAL = 0.05
+
+# Code blocks kept for ``%chat_paste``: more than a lesson shares, bounded all the same.
+MAX_CODE_BLOCKS = 100
+
+# The input box grows with what is in it, up to this many rows, then scrolls.
+MAX_INPUT_ROWS = 10
 
 
 class ChatPanel(widgets.VBox):
@@ -49,11 +57,18 @@ class ChatPanel(widgets.VBox):
     - ``address``: (host, port) this panel talks to; ``nick``; ``users``.
     - ``state``: "connected", "reconnecting" (the connection dropped; the client is getting
       back in), "disconnected" or "failed"; ``status``: the status line as text.
-    - ``say(text)``: send a line as if typed (a message, ``bye`` or a ``/command``).
+    - ``say(text)``: send a line as if typed (a message, ``bye`` or a ``/command``);
+      ``share(code, language)``: send code as a fenced block.
+    - ``code_blocks()``: the code blocks seen in the chat, oldest first, numbered as shown.
+    - ``unread_mentions``: messages naming you with @ since you last used the panel
+      (typed in it or clicked one of its buttons); ``mark_read()``.
     - ``transcript_lines()`` / ``transcript_text()``: the lines shown, as plain text, no times.
     - ``wait_for(text, timeout)``: wait until a line containing ``text`` is shown.
     - ``stop()``: leave the chat, keep the panel on screen; ``close()``: leave and remove it.
-    - ``input``, ``send_button``, ``transcript``: the widgets themselves.
+    - ``input``, ``send_button``, ``read_button``, ``transcript``: the widgets themselves.
+
+    The input is a ``Textarea``: Enter at the end sends, Enter inside an open ```` ``` ````
+    block is a new line, and a paste stays whole in the box (see ``compose.py``).
 
     The panel reads its client's events itself (``client.receive()`` finds none).
     """
@@ -78,18 +93,30 @@ class ChatPanel(widgets.VBox):
         self._stopping = False  # we are leaving on purpose: keep our own status
         self._height = height
         self._shown_in: str | None = None  # the cell run that last displayed the panel
+        self._codes: deque[CodeBlock] = deque(maxlen=MAX_CODE_BLOCKS)
+        self._code_count = 0  # code blocks seen so far: the next one is numbered one more
+        self._unread = 0
         self.title = widgets.HTML()
+        self.read_button = widgets.Button(
+            description="mark read",
+            tooltip="you were mentioned; clear the count",
+            layout=widgets.Layout(width="auto", display="none"),
+        )
+        self.read_button.add_class("lc-read")
         self.status_line = widgets.HTML()
         self.transcript = widgets.HTML(layout=widgets.Layout(flex="1 1 auto", width="auto"))
         self.user_list = widgets.HTML(layout=widgets.Layout(width="170px", flex="0 0 auto"))
-        self.input = widgets.Text(
-            placeholder="Type a message and press Enter (bye to leave, /help for commands)",
-            continuous_update=False,  # the value arrives whole, on Enter (or when focus leaves)
+        self.input = widgets.Textarea(
+            placeholder="Type a message and press Enter; ``` opens a code block (bye leaves, /help helps)",
+            continuous_update=True,  # every change reaches the kernel, which reads Enter from the text
+            rows=2,
             layout=widgets.Layout(flex="1 1 auto", width="auto"),
         )
+        self.input.add_class("lc-input")
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self.input.observe(self._on_input_value, names="value")
         self.send_button.on_click(self._on_send_button)
+        self.read_button.on_click(lambda _b: self.mark_read())
         super().__init__(children=self._rows())
         self.add_class("lc-panel")
         self._draw()
@@ -165,6 +192,39 @@ class ChatPanel(widgets.VBox):
             return False
         return True
 
+    def share(self, code: str, language: str = "python") -> bool:
+        """Send ``code`` to the chat as a fenced block in ``language``; False (the status line
+        says why) if it could not go."""
+        text = fenced(code, language)
+        lines = text.count("\n") + 1
+        if not code.strip():
+            why = "not sent: there is no code to share"
+        elif len(text) > protocol.MAX_TEXT:
+            why = f"not sent: {len(text)} characters as a message, and the chat takes {protocol.MAX_TEXT}"
+        elif lines > protocol.MAX_LINES:
+            why = f"not sent: {lines} lines as a message, and the chat takes {protocol.MAX_LINES}"
+        else:
+            return self.say(text)
+        self._set_state(self.state, why)
+        return False
+
+    def code_blocks(self) -> list[CodeBlock]:
+        """The code blocks seen in the chat (the newest ``MAX_CODE_BLOCKS``), oldest first."""
+        with self._lock:
+            return list(self._codes)
+
+    @property
+    def unread_mentions(self) -> int:
+        return self._unread
+
+    def mark_read(self) -> None:
+        """Clear the count of unread mentions in the title."""
+        with self._lock:
+            if not self._unread:
+                return
+            self._unread = 0
+        self._draw()
+
     def transcript_lines(self) -> list[str]:
         """The lines the panel shows, oldest first, as plain text without times."""
         with self._lock:
@@ -235,9 +295,12 @@ class ChatPanel(widgets.VBox):
     # -- building and drawing ------------------------------------------------------------
 
     def _rows(self) -> tuple[widgets.Widget, ...]:
+        head = widgets.HBox([self.title, self.read_button], layout=widgets.Layout(align_items="center"))
         chat = widgets.HBox([self.transcript, self.user_list], layout=widgets.Layout(width="100%"))
-        entry = widgets.HBox([self.input, self.send_button], layout=widgets.Layout(width="100%"))
-        return (self.title, self.status_line, chat, entry)
+        entry = widgets.HBox(
+            [self.input, self.send_button], layout=widgets.Layout(width="100%", align_items="flex-end")
+        )
+        return (head, self.status_line, chat, entry)
 
     def _widgets(self) -> list[widgets.Widget]:
         out: list[widgets.Widget] = []
@@ -248,6 +311,12 @@ class ChatPanel(widgets.VBox):
 
     def _title_html(self) -> str:
         return f'<span class="lc-title">labchat: {html.escape(self.nick)}</span>'
+
+    def _unread_html(self, count: int) -> str:
+        if not count:
+            return ""
+        what = "mention" if count == 1 else "mentions"
+        return f' <span class="lc-unread" title="messages naming you with @">@ {count} unread {what}</span>'
 
     def _draw(self) -> None:
         """Redraw everything from the panel's state (any thread).
@@ -261,11 +330,13 @@ class ChatPanel(widgets.VBox):
                 shown = tuple(self._text)
                 users = self.users
                 status, state = self.status, self.state
+                unread = self._unread
                 self._last_draw = time.monotonic()
             style = f"--lc-height:{html.escape(self._height)}"
             people = "".join(f"<li>{html.escape(render.safe(u))}</li>" for u in users)
             tone, dot = MARKS.get(state, OTHER_MARK)
-            self.title.value = CSS + self._title_html()
+            self.title.value = CSS + self._title_html() + self._unread_html(unread)
+            self.read_button.layout.display = "" if unread else "none"
             self.status_line.value = f'<span class="lc-status-{tone}">{dot} {html.escape(status)}</span>'
             self.transcript.value = f'<div class="lc-scroll" style="{style}"><div>{lines}</div></div>'
             self.user_list.value = (
@@ -295,8 +366,14 @@ class ChatPanel(widgets.VBox):
 
     def _take(self, event: Event) -> None:
         """Add one event to the transcript (caller holds the lock)."""
-        line = render.html_line(event)
-        self._html.append(f'<div class="lc-old">{line}</div>' if event.history else line)
+        blocks = []
+        for language, code in code_of(event):
+            self._code_count += 1
+            blocks.append(CodeBlock(self._code_count, event.sender, language, code))
+        self._codes.extend(blocks)
+        if not event.history and event.sender != self.nick and mentions(event, self.nick):
+            self._unread += 1
+        self._html.append(event_html(event, nick=self.nick, blocks=blocks))
         self._text.append(render.plain(event))
         if event.kind == "nick" and self.client is not None:
             self.nick = self.client.nick
@@ -363,15 +440,31 @@ class ChatPanel(widgets.VBox):
     # -- the input (the kernel's main thread) --------------------------------------------
 
     def _on_input_value(self, change: dict[str, Any]) -> None:
-        text = change["new"]
+        old, new = change["old"], change["new"]
+        if new:
+            self.mark_read()  # typing in the panel is using it
+        text = typed_enter(old, new)
+        if text is not None and text.strip():
+            self._send_input(text)
+        elif text is not None:
+            self._clear_input()  # Enter in an empty box: nothing to send
+        else:
+            rows = min(MAX_INPUT_ROWS, max(2, new.count("\n") + 1))
+            if rows != self.input.rows:
+                with WIDGET_LOCK:
+                    self.input.rows = rows
+
+    def _on_send_button(self, _button: widgets.Button) -> None:
+        self.mark_read()
+        text = self.input.value.rstrip("\n")
         if text.strip():
             self._send_input(text)
 
-    def _on_send_button(self, _button: widgets.Button) -> None:
-        if self.input.value.strip():
-            self._send_input(self.input.value)
-
     def _send_input(self, text: str) -> None:
         if self.say(text):
-            with WIDGET_LOCK:
-                self.input.value = ""
+            self._clear_input()
+
+    def _clear_input(self) -> None:
+        with WIDGET_LOCK:
+            self.input.value = ""
+            self.input.rows = 2

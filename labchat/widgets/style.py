@@ -40,4 +40,18 @@ CSS = """<style>
   overflow-y: auto; }
 .lc-users li { list-style: none; margin: 0; } .lc-users ul { padding: 0; margin: 2px 0 0 0; }
 .lc-howto code { user-select: all; }
+.lc-event code { font-family: var(--jp-code-font-family, monospace); font-size: 0.92em;
+  background: #f3f3f3; border-radius: 3px; padding: 0 3px; }
+.lc-code { margin: 3px 0 5px 0; border: 1px solid #dcdcdc; border-radius: 4px; background: #f8f8f8; }
+.lc-code-head { font-size: 0.85em; color: #606060; padding: 1px 6px; font-style: normal; }
+.lc-code-no { font-weight: 600; color: #303030; } .lc-code-how { color: #909090; }
+.lc-fold > summary { cursor: pointer; } .lc-fold[open] .lc-code-open { display: none; }
+.lc-code pre { margin: 0; padding: 4px 8px; overflow-x: auto; white-space: pre; user-select: all;
+  line-height: 1.35; }
+.lc-code pre code { background: none; padding: 0; font-size: 0.95em; }
+.lc-mentioned { background: #fff8d6; border-left: 3px solid #e0b000; padding-left: 4px; }
+mark.lc-mention { background: #ffe27a; color: inherit; font-weight: 600; border-radius: 2px; padding: 0 1px; }
+.lc-unread { background: #e0b000; color: #fff; border-radius: 9px; padding: 0 7px; font-size: 0.85em;
+  font-weight: 600; }
+.lc-input textarea { font-family: var(--jp-code-font-family, monospace); resize: vertical; }
 </style>"""

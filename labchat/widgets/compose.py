@@ -1,0 +1,69 @@
+"""What the input box sends: the Enter rule, and code fenced as a chat message.
+
+A stock ``Textarea`` cannot tell Enter from Shift+Enter (both insert a newline
+before the kernel hears of it, and no stock widget reports keys), so the panel
+reads the box's value as it changes and decides from the text alone:
+
+- Enter at the end of what you typed sends it;
+- inside an open ```` ``` ```` block, Enter is a new line, and the Enter after the
+  closing ```` ``` ```` sends the whole block (the rule a netcat user follows too);
+- a paste arrives whole and stays in the box, however many lines it has, until
+  you press Enter at its end or click Send.
+
+Nothing here touches a widget or a socket: the rule is a function of the box's
+text before and after a change, tested by values.
+"""
+
+from __future__ import annotations
+
+import re
+
+# A fence line: three or more backticks, then an optional language (no backticks in it).
+_FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
+
+
+def fence_open(text: str) -> bool:
+    """True if ``text`` ends inside a fenced code block that has not been closed yet."""
+    opened = 0  # the length of the fence that opened the block, 0 outside one
+    for line in text.split("\n"):
+        found = _FENCE.match(line)
+        if not found:
+            continue
+        ticks, rest = found.groups()
+        if not opened:
+            opened = len(ticks)
+        elif len(ticks) >= opened and not rest.strip():
+            opened = 0
+    return bool(opened)
+
+
+def typed_enter(old: str, new: str) -> str | None:
+    """The message to send when the box went from ``old`` to ``new``, or None to keep typing.
+
+    A change counts as Enter when it added text at the end of the box, with exactly
+    one newline, as its last character: typing (even several keys synced at once)
+    does that; a multi-line paste adds more newlines and is kept whole; a newline
+    typed in the middle of the text is kept as a new line.
+    """
+    if not new.endswith("\n") or not new.startswith(old):
+        return None
+    added = new[len(old) :]
+    if added.count("\n") != 1:
+        return None
+    text = new[:-1]
+    if fence_open(text):
+        return None
+    return text
+
+
+def fenced(code: str, language: str = "python") -> str:
+    """``code`` as a fenced block for the chat, with a fence longer than any inside it."""
+    if not isinstance(code, str):
+        raise TypeError(f"share() takes code as text, not {type(code).__name__}")
+    language = language.strip()
+    if "`" in language or "\n" in language or " " in language:
+        raise ValueError(f"not a language name: {language!r}")
+    code = code.strip("\n")
+    inner = [len(run) for run in re.findall(r"^ {0,3}(`{3,})", code, flags=re.MULTILINE)]
+    fence = "`" * max([3, *(n + 1 for n in inner)])
+    return f"{fence}{language}\n{code}\n{fence}"
