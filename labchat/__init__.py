@@ -23,4 +23,16 @@ __all__ = [
     "ProtocolError",
     "__version__",
     "doctor",
+    "load_ipython_extension",
 ]
+
+
+def load_ipython_extension(ipython: object) -> None:
+    """``%load_ext labchat``: the chat magics (``%%chat``, ``%chat_paste``) in this IPython.
+
+    They need ipywidgets and IPython, imported only now, so ``import labchat`` stays
+    standard library only.
+    """
+    from .widgets.magics import load_ipython_extension as load
+
+    load(ipython)

@@ -34,6 +34,15 @@ def live_panels() -> list[ChatPanel]:
         return list(_LIVE.values())
 
 
+def current_panel() -> ChatPanel | None:
+    """The panel this kernel's code speaks through: the newest client panel still in the
+    chat, else the newest host panel still serving, else None."""
+    panels = live_panels()[::-1]
+    guests = [p for p in panels if p.server is None and (p.connected or p.state == "reconnecting")]
+    hosts = [p for p in panels if p.server is not None and p.connected]
+    return (guests or hosts or [None])[0]
+
+
 def replace(key: tuple, panel: ChatPanel, also: Callable[[ChatPanel], bool]) -> None:
     """Close the panel the same cell started last time (and any ``also`` picks); remember this one.
 
