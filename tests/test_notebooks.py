@@ -114,6 +114,43 @@ def test_outputs_are_deterministic(path: Path):
 
 
 @pytest.mark.parametrize("path", ALL, ids=ids(ALL))
+def test_no_clock_times_in_cell_metadata(path: Path):
+    """A front end may record when each cell ran; tools/notebooks.py drops it, so diffs show only changes."""
+    for cell in read(path).cells:
+        assert "execution" not in cell.metadata, f"{path.name}: a cell keeps the times of an earlier run"
+
+
+def _codes_in_protocol_section_5() -> set[str]:
+    """The error and notice codes docs/protocol.md documents (the tables of its section 5)."""
+    text = (ROOT / "docs" / "protocol.md").read_text(encoding="utf-8")
+    section = text.partition("\n## 5.")[2].partition("\n## 6.")[0]
+    return set(re.findall(r"^\| `([a-z][a-z-]*)` +\|", section, re.M))
+
+
+# A code as the notebooks print or name it: "-> error usage: ...", "server-full -> ...",
+# "nick-invalid: ...", "`error line-too-long`", "whose `code` is `closing`".
+CODE_IN_OUTPUT = re.compile(r"\berror ([a-z][a-z-]*)\b|(?<![\w'-])([a-z]+(?:-[a-z]+)+)(?=: | ->| {2})")
+CODE_IN_PROSE = re.compile(r"`error ([a-z][a-z-]*)`|\bcode`? is `([a-z][a-z-]*)`")
+
+
+def test_every_code_a_notebook_shows_is_one_the_protocol_documents():
+    """Notebooks and docs/protocol.md name the same codes: a code the server no longer sends shows up here."""
+    documented = _codes_in_protocol_section_5()
+    assert {"line-too-long", "paced", "closing"} <= documented, "docs/protocol.md section 5 moved?"
+    shown = {}
+    for path in ALL:
+        for cell in read(path).cells:
+            found = CODE_IN_PROSE.findall(cell.source) if cell.cell_type == "markdown" else []
+            if cell.cell_type == "code":
+                found = [m for text in output_texts(cell) for m in CODE_IN_OUTPUT.findall(text)]
+            for code in (c for groups in found for c in groups if c):
+                shown.setdefault(code, path.name)
+    assert len(shown) >= 10, f"the notebooks show fewer codes than expected: {sorted(shown)}"
+    unknown = {code: name for code, name in shown.items() if code not in documented}
+    assert not unknown, f"codes the protocol does not document: {unknown}"
+
+
+@pytest.mark.parametrize("path", ALL, ids=ids(ALL))
 def test_no_paths_of_this_machine_in_the_source(path: Path):
     pattern = NOISE["a path of this machine"]
     for cell in read(path).cells:
