@@ -18,6 +18,7 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from labchat import ChatClient
+from labchat.protocol import MAX_LINE
 
 WAIT = 5.0  # seconds any one wait may take
 
@@ -122,7 +123,7 @@ def test_megabytes_without_a_newline(raw, while_chatting, log) -> None:
     while_chatting(flood)
     error = eve.event_until(lambda e: e["type"] == "error")
     assert error["code"] == "line-too-long"
-    assert error["text"] == "line too long: over 8192 bytes with no newline, limit 8192"
+    assert error["text"] == f"line too long: over {MAX_LINE} bytes with no newline, limit {MAX_LINE}"
     # The rest of that line is dropped unread; the next line is chat again.
     eve.send(b"\n")
     eve.say("back to normal")
@@ -145,7 +146,7 @@ def test_a_long_line_with_a_newline_is_refused_the_same_way(raw, bystanders, log
     eve = raw()
     eve.hello("eve")
     eve.say("before")
-    eve.say("z" * 9000)
+    eve.say("z" * (MAX_LINE + 1))
     eve.say("after")
     # The error takes the long line's place, between the messages around it.
     kinds = [eve.event_until(lambda e: e["type"] in ("message", "error")) for _ in range(3)]
@@ -154,7 +155,7 @@ def test_a_long_line_with_a_newline_is_refused_the_same_way(raw, bystanders, log
         ("error", "line t"),
         ("message", "after"),
     ]
-    assert kinds[1]["code"] == "line-too-long" and "limit 8192" in kinds[1]["text"]
+    assert kinds[1]["code"] == "line-too-long" and f"limit {MAX_LINE}" in kinds[1]["text"]
     seen = bystanders[1].receive_until(lambda e: e.kind == "message" and e.text == "after", timeout=WAIT)
     assert seen.sender == "eve"
     keep_chatting(*bystanders)

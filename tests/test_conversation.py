@@ -22,7 +22,7 @@ from labchat.conversation import (
     ServerConversation,
     State,
 )
-from labchat.protocol import Event, Hello, Say
+from labchat.protocol import MAX_LINE, Event, Hello, Say
 
 
 def wired() -> tuple[ServerConversation, ClientConversation]:
@@ -72,7 +72,9 @@ def test_a_bad_line_once_joined_is_invalid_in_its_place_not_fatal() -> None:
     server.next_event()
     server.joined()
     server.receive_data(
-        b'{"type":"say","text":"one"}\n{"type":\n' + b"x" * 9000 + b'\n{"type":"say","text":"two"}\n'
+        b'{"type":"say","text":"one"}\n{"type":\n'
+        + b"x" * (MAX_LINE + 1)
+        + b'\n{"type":"say","text":"two"}\n'
     )
     events = [server.next_event() for _ in range(4)]
     assert events[0] == Say(text="one")
@@ -89,7 +91,7 @@ def test_a_bad_line_once_joined_is_invalid_in_its_place_not_fatal() -> None:
         (b'{"type":"hello","nick":"ada","version":2}\n', "bad-version"),
         (b"{not json\n", "bad-json"),
         (b"\n", "nick-invalid"),
-        (b"x" * 9000, "line-too-long"),
+        (b"x" * (MAX_LINE + 1), "line-too-long"),
     ],
 )
 def test_a_bad_start_is_the_peer_s_fault(first: bytes, code: str) -> None:

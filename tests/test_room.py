@@ -452,3 +452,14 @@ def test_many_threads_joining_at_once_never_share_a_nick() -> None:
     for t in threads:
         t.join()
     assert len(won) == 1 and room.nicks() == ["same"]
+
+
+def test_a_big_room_does_not_announce_comings_and_goings_to_everyone() -> None:
+    room = Room(bot=Greeter())
+    for n in range(BIG_ROOM):
+        room.join(n, f"m{n}")
+    out = room.join("late", "late")
+    assert {d.to for d in out} == {("late",)}  # welcome, its own join and the bot's hello: to it alone
+    assert [d.event.kind for d in out] == ["welcome", "join", "bot"]
+    assert room.leave("late") == []  # nobody is told of a leave in a big room either
+    assert room.leave(0)[0].to is None  # back to 50: announced again

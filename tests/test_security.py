@@ -25,7 +25,7 @@ import pytest
 from conftest import environ, wait_until
 
 from labchat import ChatClient, ChatServer, Event, JoinRefused
-from labchat.protocol import decode_event
+from labchat.protocol import MAX_LINE, decode_event
 from labchat.render import html_line, plain, terminal
 from labchat.tls import client_context, fingerprint, make_certificate, server_context
 
@@ -454,12 +454,12 @@ def test_an_overlong_line_gets_a_reason_in_its_place_and_the_sender_carries_on(
     with engine(port=0, bot=False) as server, ChatClient(*server.address, nick="ada") as ada:
         big = raw_peer(server, read_banner=True)
         big.hello("big")
-        big.send(b'{"type":"say","text":"' + b"a" * 20000 + b'"}\n')
+        big.send(b'{"type":"say","text":"' + b"a" * (MAX_LINE + 1000) + b'"}\n')
         assert big.decoded_until(is_event("error")).code == "line-too-long"
         big.say("shorter now")
         assert ada.receive_until(is_event("message", sender="big")).text == "shorter now"
         early = raw_peer(server, read_banner=True)  # too long before even saying hello
-        early.send(b"x" * 10000)
+        early.send(b"x" * (MAX_LINE + 1000))
         (line,) = early.rest()
         assert decode_event(line).code == "line-too-long"
         assert server.users() == ["ada", "big"]
@@ -590,7 +590,7 @@ def test_nothing_a_client_sends_reaches_the_servers_log_raw(engine, caplog, raw_
         joined = raw_peer(server, read_banner=True)
         joined.hello("ok")
         joined.send(b'{"type":"\x1b[31m"}\n{"type":"say","text":"\x1b[5m"}\n/\x1b[1mx\n')
-        joined.send(b'{"type":"say","text":"' + b"\x1b" * 9000 + b'"}\n')
+        joined.send(b'{"type":"say","text":"' + b"\x1b" * (MAX_LINE + 1) + b'"}\n')
         joined.decoded_until(is_event("error", code="line-too-long"))
         joined.say("/quit")
         joined.rest()

@@ -276,9 +276,10 @@ class ChatServerCore:
         if victim is not None:
             log.warning(
                 "%s: too many connections waiting to join; the oldest from %s gives way",
-                *(session.where, victim.host),
+                session.where,
+                victim.host,
             )
-            victim.refuse("busy", "too many connections are waiting to join; try again in a moment")
+            victim.evict()
         return session
 
     def forget(self, session: Session) -> None:
@@ -293,7 +294,6 @@ class ChatServerCore:
 
     def join(self, session: Session, hello) -> None:
         self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
-        self.pending.remove(session, session.host)
         self.joined(session)
 
     def joined(self, session: Session) -> None:

@@ -111,6 +111,8 @@ class Hub:
             except RoomError as exc:
                 raise Refusal(exc.code, str(exc)) from None
             session.nick = self.room.nick_of(session)
+            session.joined = True  # from here on it is a member: never evicted as a stranger
+            session.core.forget_pending(session)
             self.bus.publish(deliveries)
 
     def say(self, session: Session, items: list[str | Invalid]) -> bool:

@@ -46,6 +46,7 @@ class SelectorChatServer(ChatServerCore):
         self._masks: dict[Session, int] = {}
         self._timed: set[Session] = set()  # sessions with a deadline to watch
         self._paused: dict[Session, float] = {}
+        self._dirty: dict[Session, None] = {}  # queued to since the last flush, in order
         self._stopping = False
         self._accepting = True
         self._thread = threading.Thread(target=self._loop, name="labchat-selector", daemon=True)
@@ -121,7 +122,7 @@ class SelectorChatServer(ChatServerCore):
                     self._run_calls()
                 else:
                     if mask & selectors.EVENT_WRITE:
-                        self.engine_flush(what)
+                        self._dirty[what] = None
                     if mask & selectors.EVENT_READ and what in self._socks:
                         self._read(what)
             now = clock()
@@ -135,6 +136,24 @@ class SelectorChatServer(ChatServerCore):
                 next_tick = now + limits.TICK
                 self._check_timers(now)
             self._run_calls()
+            self._flush_dirty()
+
+    def _flush_dirty(self) -> None:
+        """Send what this round queued: one send per client, however many events it got.
+
+        A session that fails here is closed, and that may queue more for others:
+        they are taken in the same loop, never by recursion.
+        """
+        while self._dirty:
+            session = next(iter(self._dirty))
+            del self._dirty[session]
+            sock = self._socks.get(session)
+            if sock is None:
+                continue
+            if session.write(sock.send) is None:
+                self._close(session)
+            else:
+                self._update(session)
 
     def _run_calls(self) -> None:
         try:
@@ -224,19 +243,15 @@ class SelectorChatServer(ChatServerCore):
         if threading.current_thread() is not self._thread:
             self._call(lambda: self.engine_flush(session))
             return
-        sock = self._socks.get(session)
-        if sock is None:
-            return
-        if session.write(sock.send) is None:
-            self._close(session)
-            return
-        self._update(session)
+        self._dirty[session] = None  # sent at the end of this round, with whatever else it gets
 
     def engine_wake(self, session: Session) -> None:
         if threading.current_thread() is not self._thread:
-            self._call(lambda: self._update(session))
-        else:
-            self._update(session)
+            self._call(lambda: self.engine_wake(session))
+            return
+        if session.evicted and not session.leaving and session in self._socks:
+            session.process()  # it refuses itself
+        self._update(session)
 
     def engine_abort(self, session: Session) -> None:
         if threading.current_thread() is not self._thread:

@@ -88,6 +88,7 @@ class Session:
         self._told_paced = -1e9
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
         self.tls_ended = False  # ... and the end of its stream
+        self.evicted = False  # gave way to a newer stranger: refused on its own thread's next turn
         self.drained = threading.Event()  # set once leaving and every byte has gone
         self.received_bytes = 0
         self.messages_in = 0
@@ -169,6 +170,9 @@ class Session:
         it must not be read from (it is paced, or readers are catching up).
         """
         core = self.core
+        if self.evicted and not self.joined and not self.leaving:
+            self.refuse("busy", "too many connections are waiting to join; try again in a moment")
+            return None
         if self.conversation.state is State.BANNER:  # a TLS handshake is still under way
             if self.tls_ended:
                 self.end("closed during the TLS handshake")
@@ -308,6 +312,11 @@ class Session:
                 self.drained.set()
         core.engine_flush(self)
         core.engine_wake(self)
+
+    def evict(self) -> None:
+        """Make room for a newer stranger (any thread): its own thread refuses it with ``busy``."""
+        self.evicted = True
+        self.core.engine_wake(self)
 
     def cut(self, reason: str) -> None:
         """Cut the connection now, for a reason everyone is told (a stuck or overflowing reader)."""
