@@ -28,6 +28,7 @@ with an error while the conversation goes on.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
@@ -80,7 +81,6 @@ CLOSED = _Sentinel("CLOSED")  # the peer hung up and everything it sent has been
 
 # A line that opens a block on netcat: three backticks, then a language if you like.
 _FENCE = re.compile(r"```[ \t]*([^\s`]*)")
-
 
 
 @dataclass(frozen=True)
@@ -265,28 +265,40 @@ class ServerConversation:
 
 
 class ClientConversation:
-    """The client's side: read the banner, say hello, wait for the welcome, then chat."""
+    """The client's side: read the banner, say hello, wait for the welcome, then chat.
 
-    def __init__(self, max_line: int = MAX_LINE) -> None:
+    ``tap``, if set, is called as ``tap(direction, line)`` for every line as it travels:
+    ``"->"`` for a line this side sends, ``"<-"`` for one it receives (without its newline).
+    """
+
+    def __init__(self, max_line: int = MAX_LINE, tap: Callable[[str, bytes], object] | None = None) -> None:
         self.state = State.BANNER
+        self.tap = tap
         self._decoder = Decoder(max_line)
+
+    def _out(self, data: bytes) -> bytes:
+        if self.tap is not None:
+            self.tap("->", data.rstrip(b"\n"))
+        return data
 
     def receive_data(self, data: bytes) -> None:
         """Take what ``recv`` returned; ``b""`` means the server closed its side."""
         self._decoder.feed(data)
 
-    def hello(self, nick: str, token: str | None = None, since: int | None = None) -> bytes:
+    def hello(
+        self, nick: str, token: str | None = None, since: int | None = None, op_token: str | None = None
+    ) -> bytes:
         """The hello frame, once the banner has been read."""
         if self.state is not State.HELLO:
             raise LocalProtocolError(f"cannot say hello in state {self.state.value}")
         self.state = State.WELCOME
-        return encode(Hello(nick=nick, token=token, since=since))
+        return self._out(encode(Hello(nick=nick, token=token, since=since, op_token=op_token)))
 
     def say(self, text: str) -> bytes:
         """A chat line (a message, ``bye`` or a ``/command``) as the bytes of a say frame."""
         if self.state is not State.JOINED:
             raise LocalProtocolError(f"cannot chat in state {self.state.value}: wait for the welcome")
-        return encode(Say(text=text))
+        return self._out(encode(Say(text=text)))
 
     def next_event(self) -> Banner | Refused | Event | _Sentinel:
         """The next thing the server said: Banner, Refused, an Event, NEED_DATA or CLOSED.
@@ -302,6 +314,8 @@ class ClientConversation:
                 self.state = State.CLOSED
                 return CLOSED
             return NEED_DATA
+        if self.tap is not None:
+            self.tap("<-", line)
         if self.state is State.BANNER:
             return self._banner(line)
         if self.state is State.HELLO:

@@ -107,13 +107,15 @@ class Hello:
     """A program's first frame: who it is, the room's token if it has one.
 
     ``since`` is the last ``seq`` a reconnecting client saw: the server replays
-    what it still holds after it, marked as history.
+    what it still holds after it, marked as history. ``op_token`` makes the
+    client an operator, who may kick and mute.
     """
 
     nick: str
     token: str | None = None
     version: int = VERSION
     since: int | None = None
+    op_token: str | None = None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -140,6 +142,8 @@ def encode(item: Event | Hello | Say) -> bytes:
             data["token"] = item.token
         if item.since is not None:
             data["since"] = item.since
+        if item.op_token is not None:
+            data["op_token"] = item.op_token
     elif isinstance(item, Say):
         data = {"type": "say", "text": item.text}
     else:
@@ -201,7 +205,8 @@ def decode_frame(line: bytes) -> Frame:
         since = _field(data, "since", int, None)
         if since is not None and since < 0:
             raise ProtocolError("bad-frame", "field 'since' must not be negative")
-        return Hello(nick=nick, token=token, version=version, since=since)
+        op_token = _field(data, "op_token", str, None)
+        return Hello(nick=nick, token=token, version=version, since=since, op_token=op_token)
     if kind == "say":
         return Say(text=_field(data, "text", str, ""))
     raise ProtocolError("bad-frame", f"unknown frame type {kind!r}")
