@@ -34,6 +34,8 @@ __all__ = [
     "RESERVED",
     "Delivery",
     "Outcome",
+    "Peers",
+    "Remote",
     "Room",
     "RoomError",
     "check_nick",
@@ -43,8 +45,10 @@ __all__ = [
 RESERVED = frozenset({"server", "system", "admin", "labchat", "you"})
 _RESERVED_SKELETONS = frozenset(skeleton(nick) for nick in RESERVED)
 
-# Past this many members a welcome gives the count, not the names: a list of hundreds
-# helps nobody on arrival and would make each join cost as much as the room is big.
+# Past this many members a welcome gives the count, not the names, and comings and goings
+# are not announced to everyone (nor greeted by the bot in public): a list of hundreds, or
+# a "joined" line a second, helps nobody, and would make each join cost as much as the room
+# is big. /who still lists everyone, and kicks are always announced.
 BIG_ROOM = 50
 
 HELP = (
@@ -54,6 +58,13 @@ HELP = (
     "/msg NICK TEXT       a private message only NICK sees",
     "/help                this list",
     "bye or /quit         leave the chat",
+)
+
+# What an operator may do besides, shown to operators only by /help.
+OPERATOR_HELP = (
+    "/kick NICK [REASON]  remove someone from the room, saying why",
+    "/mute NICK           their messages reach nobody until /unmute",
+    "/unmute NICK         let them be heard again",
 )
 
 
@@ -67,10 +78,45 @@ class Delivery:
 
 @dataclass
 class Outcome:
-    """What one request led to. ``leaving`` means the member asked to go."""
+    """What one request led to. ``leaving``: the member asked to go; ``removed``: members an
+    operator removed (the server then ends their connections)."""
 
     deliveries: list[Delivery] = field(default_factory=list)
     leaving: bool = False
+    removed: list[Hashable] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """A member of the room on another server, known here by nick (a ``Delivery`` may name one)."""
+
+    nick: str
+
+
+class Peers:
+    """The room's members on other servers, as the room asks about them: by default there are none.
+
+    A room shared by several servers (``labchat/backplane``) passes its own: ``claim`` takes a
+    nick's skeleton for this server (None) or says who holds it elsewhere (their nick);
+    ``release`` lets it go; ``roster`` lists everyone on every server (None: only those here);
+    ``find`` names the member elsewhere who holds a skeleton; ``muted`` is the set of muted
+    skeletons, shared by every server. Each may raise RoomError when the others cannot be asked.
+    """
+
+    def __init__(self) -> None:
+        self.muted: set[str] = set()
+
+    def claim(self, key: str, nick: str) -> str | None:
+        return None
+
+    def release(self, key: str) -> None:
+        pass
+
+    def roster(self) -> list[str] | None:
+        return None
+
+    def find(self, key: str) -> str | None:
+        return None
 
 
 def clean_text(text: str) -> str:
@@ -107,8 +153,10 @@ class Room:
         replay: int = 500,
         bot: Greeter | None = None,
         clock: Callable[[], float] = time.time,
+        peers: Peers | None = None,
     ) -> None:
         self.bot = bot
+        self.peers = peers or Peers()
         self._clock = clock
         self._lock = threading.Lock()
         self._members: dict[Hashable, str] = {}  # key -> nick, in joining order
@@ -120,6 +168,8 @@ class Room:
         self._gone: deque[int] = deque(maxlen=max(replay, 1))
         self._gone_total = 0
         self._seq = 0
+        self._operators: set[Hashable] = set()  # members who may kick and mute
+        self._muted = self.peers.muted  # skeletons of muted nicks: still muted if they come back
 
     # -- questions other threads may ask -------------------------------------------
 
@@ -153,7 +203,9 @@ class Room:
 
     # -- requests -------------------------------------------------------------------
 
-    def join(self, member: Hashable, nick: str, since: int | None = None) -> list[Delivery]:
+    def join(
+        self, member: Hashable, nick: str, since: int | None = None, *, operator: bool = False
+    ) -> list[Delivery]:
         """Add a member; RoomError if the nick is invalid or taken.
 
         A newcomer is shown the last ``history`` messages. A client coming back
@@ -169,12 +221,20 @@ class Room:
             self._check_free(nick, key)
             self._members[member] = nick
             self._by_skeleton[key] = member
+            if operator:
+                self._operators.add(member)
             you = (member,)
             out = [Delivery(self._welcome(nick), you)]
             if since is None:
                 out += [Delivery(_replayed(e), you) for e in self._history]
             else:
                 out += [Delivery(e, you) for e in self._catch_up(since)]
+            if len(self._members) > BIG_ROOM:  # only the newcomer sees its own arrival
+                out.append(Delivery(self._event("join", sender=nick), you))
+                if self.bot:
+                    lines = self.bot.on_join(nick)
+                    out += [Delivery(self._event("bot", sender=self.bot.nick, text=t), you) for t in lines]
+                return out
             out.append(self._broadcast("join", sender=nick))
             if self.bot:
                 out += self._bot_says(self.bot.on_join(nick), keep=False)
@@ -183,13 +243,27 @@ class Room:
     def leave(self, member: Hashable, reason: str = "") -> list[Delivery]:
         """Remove a member (no-op if absent); everyone left is told."""
         with self._lock:
+            big = len(self._members) > BIG_ROOM
             nick = self._remove(member)
-            if nick is None:
+            if nick is None or big:
                 return []
             out = [self._broadcast("leave", sender=nick, text=safe(reason))]
             if self.bot:
                 out += self._bot_says(self.bot.on_leave(nick), keep=False)
             return out
+
+    def moderate(self, action: str, nick: str, reason: str = "", by: str = "the server") -> Outcome:
+        """``kick``, ``mute`` or ``unmute`` a member by nick, as an operator would; RoomError if absent."""
+        with self._lock:
+            if action == "kick":
+                return self._kick(nick, reason, by)
+            if action in ("mute", "unmute"):
+                return self._set_muted(nick, action == "mute", by)
+            raise ValueError(f"unknown moderation {action!r}")
+
+    def is_operator(self, member: Hashable) -> bool:
+        with self._lock:
+            return member in self._operators
 
     def say(self, member: Hashable, text: str) -> Outcome:
         """A line from a member: a message, ``bye``, or a ``/command``."""
@@ -212,8 +286,9 @@ class Room:
     # -- inside the lock ------------------------------------------------------------
 
     def _welcome(self, nick: str) -> Event:
-        count = len(self._members)
-        users = tuple(self._members.values()) if count <= BIG_ROOM else ()
+        everyone = self._everyone()
+        count = len(everyone)
+        users = tuple(everyone) if count <= BIG_ROOM else ()
         here = f"{count} here: {', '.join(users)}." if users else f"{count} here."
         bot = f" {self.bot.nick} (a bot) is here too." if self.bot else ""
         return self._event(
@@ -266,9 +341,22 @@ class Room:
         command = word.lower()
         you = (member,)
         if command == "/help":
-            return Outcome([Delivery(self._event("system", text=line), you) for line in HELP])
+            lines = HELP + OPERATOR_HELP if member in self._operators else HELP
+            return Outcome([Delivery(self._event("system", text=line), you) for line in lines])
+        if command in ("/kick", "/mute", "/unmute"):
+            if member not in self._operators:
+                raise RoomError(
+                    "not-operator", f"only an operator may {command}; ask the person running the room"
+                )
+            target, _, reason = rest.strip().partition(" ")
+            if not target:
+                extra = " [REASON]" if command == "/kick" else ""
+                raise RoomError("usage", f"usage: {command} NICK{extra}")
+            if command == "/kick":
+                return self._kick(target, reason.strip(), nick)
+            return self._set_muted(target, command == "/mute", nick)
         if command == "/who":
-            users = tuple(self._members.values())
+            users = tuple(self._everyone())
             text = f"{len(users)} here: {', '.join(users)}"
             return Outcome([Delivery(self._event("system", text=text, users=users), you)])
         if command == "/me":
@@ -285,6 +373,7 @@ class Room:
         )
 
     def _message(self, kind: str, nick: str, text: str) -> Outcome:
+        self._check_heard(nick)
         delivery = self._broadcast(kind, sender=nick, text=clean_text(text))
         self._history.append(delivery.event)
         out = [delivery]
@@ -295,6 +384,9 @@ class Room:
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
         farewell = clean_text(farewell)  # may refuse it: do so before the member is gone
         goodbye = Delivery(self._event("system", code="goodbye", text=f"Goodbye, {nick}!"), (member,))
+        if len(self._members) > BIG_ROOM:
+            self._remove(member)
+            return Outcome([goodbye], leaving=True)
         self._remove(member)
         out = [goodbye, self._broadcast("leave", sender=nick, text=farewell)]
         if self.bot:
@@ -312,6 +404,9 @@ class Room:
             self._check_free(new, new_key)
             del self._by_skeleton[old_key]
             self._by_skeleton[new_key] = member
+            self.peers.release(old_key)
+        else:
+            self.peers.claim(new_key, new)  # the same nick written anew: the others see it so
         self._members[member] = new
         return Outcome([self._broadcast("nick", sender=nick, target=new)])
 
@@ -319,10 +414,9 @@ class Room:
         target, _, text = rest.strip().partition(" ")
         if not target or not text.strip():
             raise RoomError("usage", "usage: /msg NICK TEXT")
-        key = self._by_skeleton.get(skeleton(target))
-        if key is None:
-            raise RoomError("no-such-nick", f"nobody called {safe(target)!r} is here; try /who")
-        event = self._event("private", sender=nick, target=self._members[key], text=clean_text(text))
+        self._check_heard(nick)
+        key = self._find(target)
+        event = self._event("private", sender=nick, target=self._name(key), text=clean_text(text))
         return Outcome([Delivery(event, (member,) if key == member else (member, key))])
 
     def _check_free(self, nick: str, key: str) -> None:
@@ -330,9 +424,9 @@ class Room:
         if key in _RESERVED_SKELETONS or (self.bot and key == skeleton(self.bot.nick)):
             raise RoomError("nick-taken", f"the nick {safe(nick)!r} is reserved; please pick another")
         holder = self._by_skeleton.get(key)
-        if holder is None:
+        theirs = self._members[holder] if holder is not None else self.peers.claim(key, nick)
+        if theirs is None:
             return
-        theirs = self._members[holder]
         if theirs.casefold() == nick.casefold():
             raise RoomError("nick-taken", f"the nick {safe(nick)!r} is taken; please pick another")
         raise RoomError(
@@ -345,7 +439,46 @@ class Room:
         nick = self._members.pop(member, None)
         if nick is not None:
             del self._by_skeleton[skeleton(nick)]
+            self._operators.discard(member)
+            self.peers.release(skeleton(nick))
         return nick
+
+    def _check_heard(self, nick: str) -> None:
+        if skeleton(nick) in self._muted:
+            raise RoomError("muted", "you are muted by an operator: your messages reach nobody")
+
+    def _find(self, target: str) -> Hashable:
+        key = self._by_skeleton.get(skeleton(target))
+        if key is not None:
+            return key
+        elsewhere = self.peers.find(skeleton(target))
+        if elsewhere is None:
+            raise RoomError("no-such-nick", f"nobody called {safe(target)!r} is here; try /who")
+        return Remote(elsewhere)
+
+    def _name(self, key: Hashable) -> str:
+        return key.nick if isinstance(key, Remote) else self._members[key]
+
+    def _everyone(self) -> list[str]:
+        """Every nick in the room: here, and on other servers if the room is shared."""
+        return self.peers.roster() or list(self._members.values())
+
+    def _kick(self, target: str, reason: str, by: str) -> Outcome:
+        key = self._find(target)
+        nick = self._name(key)
+        why = f"removed by {by}" + (f": {clean_text(reason)}" if reason else "")
+        told = Delivery(self._event("error", code="kicked", text=f"you were {why}"), (key,))
+        self._remove(key)
+        out = [told, self._broadcast("leave", sender=nick, text=why)]
+        if self.bot:
+            out += self._bot_says(self.bot.on_leave(nick), keep=False)
+        return Outcome(out, removed=[key])
+
+    def _set_muted(self, target: str, muted: bool, by: str) -> Outcome:
+        nick = self._name(self._find(target))
+        (self._muted.add if muted else self._muted.discard)(skeleton(nick))
+        code, done = ("mute", "muted") if muted else ("unmute", "unmuted")
+        return Outcome([self._broadcast("system", code=code, sender=nick, text=f"{nick} was {done} by {by}")])
 
     def _broadcast(self, kind: str, **fields) -> Delivery:
         """A public event for everyone, kept for replay."""
