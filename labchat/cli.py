@@ -21,9 +21,10 @@ from pathlib import Path
 from typing import TextIO
 
 from . import __version__, tls
-from .console import use_color
+from .console import WireTap, use_color
 from .doctor import doctor
 from .joining import (
+    OP_TOKEN_ENV,
     TOKEN_ENV,
     Failure,
     at_terminal,
@@ -35,7 +36,7 @@ from .joining import (
     token_from,
 )
 from .protocol import DEFAULT_PORT
-from .render import terminal
+from .render import terminal, wire
 from .serving import cmd_serve
 from .transcript import read_transcript
 
@@ -166,6 +167,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--no-bot", action="store_true", help="no greeter bot in the room")
     serve.add_argument(
+        "--op-token",
+        metavar="T",
+        help=f"operators' token (or set {OP_TOKEN_ENV}; made up if not given): your own chat is one",
+    )
+    serve.add_argument(
+        "--chop", action="store_true", help="for a lesson: send every client its bytes a few at a time"
+    )
+    serve.add_argument(
+        "--delay",
+        type=_milliseconds,
+        default=0.0,
+        metavar="MS",
+        help="for a lesson: hold every delivery back MS milliseconds",
+    )
+    serve.add_argument(
         "--history", type=_count(0), default=20, metavar="N", help="messages shown to newcomers (default: 20)"
     )
     serve.add_argument(
@@ -194,9 +210,18 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
     join.add_argument("--tls", action="store_true", help="connect with TLS")
     join.add_argument(
+        "--op-token", metavar="T", help=f"the room's operator token: /kick, /mute (or set {OP_TOKEN_ENV})"
+    )
+    join.add_argument(
         "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
     )
     join.add_argument("--no-color", action="store_true", help="no colours")
+    join.add_argument("--quiet", action="store_true", help="no bell when someone mentions you")
+    join.add_argument(
+        "--wire",
+        action="store_true",
+        help="also show every line sent (->) and received (<-) exactly as it travels",
+    )
     join.add_argument(
         "--reconnect-for",
         type=float,
@@ -271,16 +296,35 @@ def cmd_join(args: argparse.Namespace) -> int:
     if args.port is not None and ":" in args.address.lstrip("[").split("]")[-1]:
         raise Failure(f"the port is given twice: {args.address!r} and {args.port}", 2)
     context = client_context(args.cafile) if (args.tls or args.cafile) else None
-    client = connect(
-        host,
-        port,
-        args.nick,
-        token_from(args.token),
-        context,
-        reconnect=args.reconnect_for > 0,
-        reconnect_for=args.reconnect_for,
-    )
-    return chat(client, color=use_color(sys.stdout, disabled=args.no_color), interactive=at_terminal())
+    tap = WireTap() if args.wire else None
+    color = use_color(sys.stdout, disabled=args.no_color)
+    try:
+        client = connect(
+            host,
+            port,
+            args.nick,
+            token_from(args.token),
+            context,
+            reconnect=args.reconnect_for > 0,
+            reconnect_for=args.reconnect_for,
+            op_token=args.op_token or os.environ.get(OP_TOKEN_ENV) or None,
+            wire=tap,
+        )
+    except Failure:
+        if tap is not None:  # what did travel shows why it went wrong
+            tap.attach(lambda direction, line: print(wire(direction, line, color=color), flush=True))
+        raise
+    return chat(client, color=color, interactive=at_terminal(), quiet=args.quiet, wire=tap)
+
+
+def _milliseconds(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of milliseconds") from None
+    if not 0 <= value <= 60_000:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 60000 milliseconds, not {text}")
+    return value
 
 
 def _seconds(text: str) -> float:

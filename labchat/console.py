@@ -1,4 +1,4 @@
-"""What both terminal front ends share: the colour rule and a sending pace.
+"""What both terminal front ends share: the colour rule, a sending pace, and the wire tap.
 
 The interactive prompt (``terminal.py``) and the plain line mode (``piped.py``)
 differ only in how they read a person's lines and print events; the rules here
@@ -63,3 +63,31 @@ class Pace:
         with self._lock:  # held while sleeping: the next caller's turn comes after this one's
             while not self._bucket.take():
                 self._sleep(self._bucket.delay())
+
+
+class WireTap:
+    """Every line as it travels, held from the first byte until a face shows them, then shown as they come.
+
+    Given to ``ChatClient(wire=...)`` before the handshake, so the banner and the
+    hello are on show too; ``attach(show)`` prints what was held, in order.
+    """
+
+    def __init__(self) -> None:
+        self._held: list[tuple[str, bytes]] = []
+        self._show: Callable[[str, bytes], object] | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, direction: str, line: bytes) -> None:
+        with self._lock:
+            if self._show is None:
+                self._held.append((direction, line))
+                return
+            show = self._show
+        show(direction, line)
+
+    def attach(self, show: Callable[[str, bytes], object]) -> None:
+        with self._lock:
+            held, self._held = self._held, []
+            self._show = show
+            for direction, line in held:
+                show(direction, line)

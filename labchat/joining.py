@@ -21,6 +21,7 @@ from collections.abc import Callable
 
 from . import tls
 from .client import ChatClient, JoinRefused
+from .console import WireTap
 from .protocol import DEFAULT_PORT, ProtocolError
 from .render import safe
 
@@ -112,6 +113,7 @@ def connect(
     reconnect: bool = True,
     reconnect_for: float = 120.0,
     op_token: str | None = None,
+    wire: WireTap | None = None,
 ) -> ChatClient:
     """A joined ChatClient, or Failure saying in one line why not.
 
@@ -129,6 +131,7 @@ def connect(
             reconnect=reconnect,
             reconnect_for=reconnect_for,
             op_token=op_token,
+            wire=wire,
         )
     except JoinRefused as exc:
         hint = ""
@@ -162,6 +165,8 @@ def chat(
     color: bool,
     interactive: bool,
     stoppers: list[Callable[[], None]] | None = None,
+    quiet: bool = False,
+    wire: WireTap | None = None,
 ) -> int:
     """Chat at a prompt or in plain lines; the exit status (0: the person left).
 
@@ -177,7 +182,7 @@ def chat(
                 file=sys.stderr,
             )
         else:
-            prompt = TerminalChat(client, color=color)
+            prompt = TerminalChat(client, color=color, quiet=quiet, wire=wire)
             if stoppers is not None:
                 stoppers.append(prompt.stop)
             status = prompt.run()
@@ -190,7 +195,7 @@ def chat(
         fd = sys.stdin.fileno()
     except (AttributeError, ValueError, OSError):  # no stdin at all: nothing to send
         fd = os.open(os.devnull, os.O_RDONLY)
-    line_chat = LineChat(client, fd, sys.stdout, color=color)
+    line_chat = LineChat(client, fd, sys.stdout, color=color, wire=wire)
     status = line_chat.run()
     if status:
         print(f"labchat: {safe(line_chat.reason)}", file=sys.stderr)

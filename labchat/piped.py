@@ -23,9 +23,9 @@ import threading
 from typing import TextIO
 
 from .client import ChatClient, ConnectionClosed, Reconnecting
-from .console import Pace
+from .console import Pace, WireTap
 from .protocol import Event, is_farewell
-from .render import terminal
+from .render import terminal, wire
 
 # Seconds between two looks at Ctrl-C while waiting for a reconnect (a signal handler may
 # only set a flag, so the main thread looks for it).
@@ -39,8 +39,11 @@ _CONNECTION_ENDED = object()
 class LineChat:
     """Runs one client in plain line mode; ``run()`` returns the exit status."""
 
-    def __init__(self, client: ChatClient, fd: int, out: TextIO, *, color: bool = False) -> None:
+    def __init__(
+        self, client: ChatClient, fd: int, out: TextIO, *, color: bool = False, wire: WireTap | None = None
+    ) -> None:
         self.client = client
+        self.wire = wire  # show every line as it travels, among the rendered ones
         self.fd = fd  # where lines come from: stdin's file descriptor
         self.out = out
         self.color = color
@@ -62,6 +65,8 @@ class LineChat:
                 signal.signal(signal.SIGINT, previous)
 
     def _run(self) -> int:
+        if self.wire is not None:
+            self.wire.attach(self._show_wire)
         self._show(self.client.welcome)
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         reader = threading.Thread(target=self._read_lines, name="labchat-stdin", daemon=True)
@@ -154,10 +159,16 @@ class LineChat:
             self._show(event)
         self._inbox.put(_CONNECTION_ENDED)
 
+    def _show_wire(self, direction: str, line: bytes) -> None:
+        self._print(wire(direction, line, color=self.color))
+
     def _show(self, event: Event) -> None:
+        self._print(terminal(event, color=self.color, nick=self.client.nick))
+
+    def _print(self, text: str) -> None:
         if self._out_broken:
             return
         try:
-            print(terminal(event, color=self.color, nick=self.client.nick), file=self.out, flush=True)
+            print(text, file=self.out, flush=True)
         except (BrokenPipeError, ValueError):  # the reader went away: keep chatting quietly
             self._out_broken = True

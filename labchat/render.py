@@ -297,6 +297,16 @@ def _width(text: str) -> int:
     return columns
 
 
+def wire(direction: str, line: bytes, *, color: bool = False) -> str:
+    """One line as it travelled (``->`` sent, ``<-`` received), escaped so nothing in it acts on a terminal.
+
+    Invalid UTF-8 shows as ``\\xNN`` escapes; controls show as ``safe`` makes them.
+    """
+    text = safe(line.decode("utf-8", "backslashreplace"))
+    shown = f"{direction} {text}"
+    return f"\x1b[2m{shown}\x1b[0m" if color else shown
+
+
 def terminal(event: Event, *, color: bool = False, show_time: bool = True, nick: str = "") -> str:
     """The event for a terminal: optional ``HH:MM`` stamp and ANSI colours (no final newline).
 

@@ -36,9 +36,10 @@ from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
 from prompt_toolkit.patch_stdout import StdoutProxy
 
 from .client import ChatClient, ConnectionClosed, Reconnecting
-from .console import Pace
+from .console import Pace, WireTap
 from .protocol import Event, is_farewell
 from .render import CHAT_KINDS, mentions, nick_colour, safe, terminal
+from .render import wire as render_wire
 from .room import HELP
 
 # How long to wait for the server's goodbye after asking to leave.
@@ -118,10 +119,13 @@ class TerminalChat:
     ends and the client leaves as if the person had typed ``bye``.
     """
 
-    def __init__(self, client: ChatClient, *, color: bool = False, quiet: bool = False) -> None:
+    def __init__(
+        self, client: ChatClient, *, color: bool = False, quiet: bool = False, wire: WireTap | None = None
+    ) -> None:
         self.client = client
         self.color = color
         self.quiet = quiet  # no bell when someone mentions you
+        self.wire = wire  # show every line as it travels, above the rendered chat
         self.left = False  # we left on purpose (or the server said goodbye to us)
         self._ended = threading.Event()  # the connection is over
         self._stopping = threading.Event()  # someone asked us to leave
@@ -139,6 +143,8 @@ class TerminalChat:
         )
         printer = threading.Thread(target=self._print_events, name="labchat-printer", daemon=True)
         with _above_the_prompt():
+            if self.wire is not None:
+                self.wire.attach(self._show_wire)
             self._show(self.client.welcome)
             printer.start()
             try:
@@ -228,6 +234,9 @@ class TerminalChat:
             self._show(event)
         self._ended.set()
         self._wake()
+
+    def _show_wire(self, direction: str, line: bytes) -> None:
+        print(render_wire(direction, line, color=self.color), flush=True)
 
     def _show(self, event: Event) -> None:
         me = self.client.nick

@@ -421,3 +421,38 @@ def test_ctrl_c_on_a_piped_join_leaves_politely(room):
     assert status == 0
     assert out.rstrip().endswith("Goodbye, ada!")
     assert err == ""
+
+
+# -- the wire, live -------------------------------------------------------------------------
+
+
+def test_join_wire_shows_every_line_as_it_travels_beside_the_chat(room):
+    result = run("join", where(room), "--nick", "ada", "--wire", input="hello\nbye\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("<- labchat/1 Welcome to labchat!")  # the banner, as it came
+    assert lines[1] == '-> {"type":"hello","nick":"ada","version":1}'
+    assert '-> {"type":"say","text":"hello"}' in lines
+    came = next(i for i, line in enumerate(lines) if line.startswith('<- {"type":"message","sender":"ada"'))
+    assert any(line.endswith("ada: hello") for line in lines[came + 1 :])  # the line, then the chat it makes
+
+
+def test_join_wire_shows_what_travels_inert(tmp_path):
+    with socket.create_server(("127.0.0.1", 0)) as impostor:
+        port = impostor.getsockname()[1]
+        proc = subprocess.Popen(
+            [*LABCHAT, "join", f"127.0.0.1:{port}", "--nick", "ada", "--wire"],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            env=environ(),
+        )
+        conn, _ = impostor.accept()
+        with conn:
+            conn.sendall(b"labchat/1 hi \x1b]0;pwned\x07 \xff\n")
+            conn.recv(4096)  # the hello
+            conn.sendall(b'{"type":"error","code":"nick-taken","text":"taken","seq":0}\n')
+            out, err = proc.communicate(timeout=30)
+    assert proc.returncode == 3
+    assert out.splitlines()[0] == b"<- labchat/1 hi ^[]0;pwned^G \\xff"
+    assert b"\x1b" not in out and b"\x07" not in out

@@ -485,3 +485,21 @@ def test_tab_completes_an_at_nick(terms, room):
         assert said.text == "thanks @bob!"
         ada.type("bye\r")
         assert ada.exit_status() == 0
+
+
+def test_join_wire_shows_the_lines_above_the_prompt_as_they_travel(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada", "--wire")
+        ada.wait("ada>")
+        assert any(row.startswith("<- labchat/1 Welcome") for row in ada.rows())
+        ada.type("hello\r")
+        ada.wait('-> {"type":"say","text":"hello"}')
+        ada.wait(
+            lambda _: any(
+                row.startswith('<- {"type":"message","sender":"ada","text":"hello"') for row in ada.rows()
+            )
+        )
+        bob.send("\x1b[2J hi")  # the room makes the escape inert before anyone sees it
+        ada.wait(lambda _: any('"text":"^[[2J hi"' in row for row in ada.rows()))
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
