@@ -34,7 +34,9 @@ def format_event(event: Event) -> str:
     """One transcript event as a line a person reads: local date and time, then what happened."""
     stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(event.time)) if event.time else " " * 19
     who, what = describe(event)
-    return f"{stamp}  {who}: {what}" if who else f"{stamp}  {what}"
+    head = f"{stamp}  {who}: " if who else f"{stamp}  "
+    first, *more = what.split("\n")  # a multi-line message: the rest under where its text starts
+    return head + first + "".join("\n" + " " * len(head) + line for line in more)
 
 
 def replay_lines(events: Iterable[Event]) -> Iterator[str]:

@@ -194,3 +194,10 @@ def test_a_full_disk_stops_the_transcript_not_the_room(engine, caplog) -> None:
         said(ada, "not any more")
     (complaint,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert "transcript" in complaint and "No space left" in complaint
+
+
+def test_a_multi_line_message_replays_with_its_lines_under_its_text() -> None:
+    event = Event(kind="message", sender="ada", text="def f():\n    return 1", seq=1, time=0.0)
+    first, second = format_event(event).split("\n")
+    assert first.endswith("ada: def f():")
+    assert second == " " * (len(first) - len("def f():")) + "    return 1"
