@@ -5,6 +5,13 @@ One notebook hosts (a server in its kernel), a second joins it, and
 test watches the others' views, checks that HTML sent as a message is shown
 as text, that the transcript keeps its newest line in sight, and saves a
 screenshot of the two panels side by side in test-artifacts/.
+
+Then code: a block typed line by line (Enter inside an open ``` block is a new
+line), a paste that stays whole until sent, a mention counted in the title
+until the panel is used, and a cell shared with ``%%chat`` whose ``<script>``
+and ``<img onerror>`` show, highlighted, as text in the other notebook's panel,
+folded until opened, selected whole by one click, and put into the host's next
+cell by ``%chat_paste``.
 """
 
 from __future__ import annotations
@@ -19,6 +26,12 @@ from playwright.sync_api import Page, expect, sync_playwright
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 ATTACK = "<img src=x onerror=alert(1)> <b>bold</b>"
+SHARED = [  # a cell shared with %%chat: long enough to be folded, and full of markup
+    "def shout(text):",
+    "    # <script>alert('from the chat')</script>",
+    '    return "<img src=x onerror=alert(1)>" + text.upper()',
+    *(f"print(shout('line {n}'))" for n in range(12)),
+]
 WAIT = 30_000  # ms: a kernel's first start on a busy machine
 
 
@@ -30,9 +43,13 @@ def transcript(page: Page, title: str):
     return panel(page, title).locator(".lc-scroll")
 
 
+def input_box(page: Page, title: str):
+    return panel(page, title).locator(".lc-input textarea")
+
+
 def type_into(page: Page, title: str, text: str, *, button: bool = False) -> None:
     """Type a line into a panel's input and send it with Enter (or the Send button)."""
-    box = panel(page, title).locator(".widget-text input[type='text']")
+    box = input_box(page, title)
     box.click()
     box.press_sequentially(text)
     if button:
@@ -67,6 +84,22 @@ def run_when_idle(page: Page, path: str, command: str = "notebook:run-all-cells"
     start(page, command)
 
 
+def run_cells(page: Page, path: str, first: int, count: int = 1) -> None:
+    """Make the notebook at ``path`` current and run ``count`` of its cells from index ``first``."""
+    page.evaluate(
+        """([path, first, count]) => {
+            const app = window.jupyterapp;
+            const notebook = Array.from(app.shell.widgets('main')).find((w) => w.context?.path === path);
+            app.shell.activateById(notebook.id);
+            for (let index = first; index < first + count; index++) {
+                notebook.content.activeCellIndex = index;
+                app.commands.execute('notebook:run-cell');
+            }
+        }""",
+        [path, first, count],
+    )
+
+
 def start(page: Page, command: str) -> None:
     """Start a JupyterLab command without waiting for it to finish (a cell may run for long)."""
     page.evaluate("(command) => { window.jupyterapp.commands.execute(command); }", command)
@@ -78,7 +111,7 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
     dialogs: list[str] = []
     with JupyterLab(tmp_path) as lab, sync_playwright() as playwright:
         host_code = 'from labchat.widgets import host\npanel = host(port=0, nick="teacher")'
-        write_notebook(lab.root / "host.ipynb", host_code)
+        write_notebook(lab.root / "host.ipynb", host_code, "%load_ext labchat\n%chat_paste")
         browser = playwright.chromium.launch(
             executable_path=CHROMIUM,
             headless=True,
@@ -91,7 +124,7 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             page.goto(lab.url("host.ipynb"))
             page.wait_for_selector(".jp-NotebookPanel .jp-Cell", timeout=WAIT)
             start(page, "application:toggle-left-area")
-            run_when_idle(page, "host.ipynb")
+            run_when_idle(page, "host.ipynb", "notebook:run-cell-and-select-next")
             serving = panel(page, "labchat host: teacher").locator(".lc-status-ok")
             expect(serving).to_contain_text("serving on 127.0.0.1:", timeout=WAIT)
             port = int(re.search(r"127\.0\.0\.1:(\d+)", serving.inner_text()).group(1))
@@ -102,7 +135,8 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             # busy until a word comes: what arrives meanwhile comes from the receiver thread.
             guest_code = f'from labchat.widgets import join\npanel = join("127.0.0.1", {port}, nick="ada")'
             busy_cell = 'print(panel.wait_for("term: you may stop now", timeout=120))'
-            write_notebook(lab.root / "guest.ipynb", guest_code, busy_cell)
+            chat_cell = "%%chat\n" + "\n".join(SHARED)
+            write_notebook(lab.root / "guest.ipynb", guest_code, busy_cell, "%load_ext labchat", chat_cell)
             page.evaluate(
                 """() => window.jupyterapp.commands.execute('docmanager:open',
                     {path: 'guest.ipynb', options: {mode: 'split-right'}})"""
@@ -173,6 +207,7 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             assert in_sight == [True, True]
 
             snapshot(page, ARTIFACTS / "panels-long-chat.png")
+            chat_with_code(page, terminal)
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "browser-failure.png"))
             shutil.copy(lab.log_path, ARTIFACTS / "jupyterlab.log")
@@ -184,3 +219,73 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
                 terminal.close()
             browser.close()
     assert dialogs == []  # no alert() ever ran
+
+
+def chat_with_code(page: Page, terminal: Terminal) -> None:
+    """Several lines, a paste, a mention, and a cell shared with %%chat, between the two notebooks."""
+    host_view, guest_view = transcript(page, "labchat host: teacher"), transcript(page, "labchat: ada")
+
+    # A block typed line by line: Enter (or Shift+Enter) inside an open ``` block is a new line.
+    box = input_box(page, "labchat: ada")
+    box.click()
+    box.press_sequentially("```python")
+    box.press("Shift+Enter")
+    box.press_sequentially("total = 0")
+    box.press("Enter")
+    box.press_sequentially("```")
+    box.press("Enter")
+    expect(box).to_have_value("", timeout=WAIT)
+    typed = host_view.locator(".lc-code code.language-python")
+    expect(typed).to_have_text("total = 0")
+    expect(typed.locator("span").first).to_be_visible()  # highlighted
+
+    # A paste of several lines stays whole in the box, and goes as one message.
+    box.click()
+    page.keyboard.insert_text("pasted line one\n    pasted line two\n")
+    expect(box).to_have_value("pasted line one\n    pasted line two\n")
+    panel(page, "labchat: ada").locator("button", has_text="Send").click()
+    expect(box).to_have_value("", timeout=WAIT)
+    pasted = host_view.locator(".lc-event", has_text="pasted line one")
+    expect(pasted).to_have_count(1)
+    expect(pasted).to_contain_text("pasted line two")
+    terminal.wait_for("pasted line two")
+
+    # A mention is counted in ada's title until she types in her panel.
+    type_into(page, "labchat host: teacher", "@ada have a look at this")
+    title = panel(page, "labchat: ada").locator(".lc-title").locator("..")
+    expect(title).to_contain_text("@ 1 unread mention")
+    expect(guest_view.locator("mark.lc-mention")).to_have_text("@ada")
+    input_box(page, "labchat: ada").press_sequentially("o")
+    expect(title).not_to_contain_text("unread mention")
+    input_box(page, "labchat: ada").fill("")
+
+    # %%chat in the guest notebook posts a cell; the host's panel shows it as highlighted text.
+    run_cells(page, "guest.ipynb", 2, 2)
+    guest_cells = page.locator(".jp-NotebookPanel", has=panel(page, "labchat: ada")).locator(".jp-Cell")
+    expect(guest_cells.nth(3).locator(".jp-OutputArea")).to_contain_text("shared 15 lines of python as ada")
+    shared = host_view.locator("details.lc-fold", has_text="python, 15 lines")
+    expect(shared).to_have_count(1)
+    code = shared.locator("pre code.language-python")
+    expect(code).not_to_be_visible()  # folded: a long block opens on a click
+    shared.locator("summary").click()
+    expect(code).to_be_visible()
+    expect(code).to_contain_text("# <script>alert('from the chat')</script>")
+    expect(code).to_contain_text('return "<img src=x onerror=alert(1)>" + text.upper()')
+    assert code.locator("span[style]").count() > 10  # Pygments' colours
+    for view in (host_view, guest_view):
+        assert view.locator("script").count() == 0 and view.locator("img").count() == 0
+    code.click()  # one click selects the whole block, ready to copy
+    assert page.evaluate("() => window.getSelection().toString()") == "\n".join(SHARED)
+    snapshot(page, ARTIFACTS / "panels-code.png")
+
+    # %chat_paste in the host notebook puts that block into the next cell.
+    run_cells(page, "host.ipynb", 1)
+    host_cells = page.locator(".jp-NotebookPanel", has=panel(page, "labchat host: teacher")).locator(
+        ".jp-Cell"
+    )
+    expect(host_cells).to_have_count(3, timeout=WAIT)
+    expect(host_cells.nth(1).locator(".jp-OutputArea")).to_contain_text(
+        "the next cell holds #2, python from ada"
+    )
+    expect(host_cells.nth(2).locator(".jp-InputArea")).to_contain_text("def shout(text):")
+    expect(host_cells.nth(2).locator(".jp-InputArea")).to_contain_text("print(shout('line 11'))")

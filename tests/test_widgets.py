@@ -431,6 +431,9 @@ def test_a_code_block_shows_as_code_and_its_html_stays_text(server):
     assert "<script" not in value and "<img" not in value and "<b>done" not in value
     assert re.search(r'<span style="[^"]*">def</span>', value)  # highlighted, by Pygments
     assert '<span class="lc-code-no">#1</span> python, 3 lines' in value
+    assert (
+        '· <span class="lc-code-how">%chat_paste #1</span>' in value and 'title="one click selects' in value
+    )
     assert panel.code_blocks() == [CodeBlock(1, "bob", "python", SNIPPET)]
     assert "<details" not in value  # a short block is open
 
@@ -445,8 +448,8 @@ def test_a_long_code_block_is_folded_and_opens_without_a_script(server):
         bob.send(f"```\n{short}\n```")
         panel.wait_for(f"bob| x{FOLD_LINES - 1} = {FOLD_LINES - 1}")
     value = panel.transcript.value
-    assert value.count('<details class="lc-code lc-fold">') == 1
-    folded = re.search(r'<details class="lc-code lc-fold"><summary[^>]*>(.*?)</summary>', value).group(1)
+    assert value.count('<details class="lc-code lc-fold"') == 1
+    folded = re.search(r'<details class="lc-code lc-fold"[^>]*><summary[^>]*>(.*?)</summary>', value).group(1)
     assert f"#1</span> python, {FOLD_LINES + 1} lines" in folded and "(show)" in folded
     assert f"#2</span> code, {FOLD_LINES} lines" in value
     assert [b.number for b in panel.code_blocks()] == [1, 2]

@@ -112,14 +112,14 @@ def _captioned(line: str, blocks: Sequence[CodeBlock]) -> str:
 def _framed(pre: str, block: CodeBlock) -> str:
     language = html.escape(render.safe(block.language)) or "code"
     size = f"{block.lines} line" + ("s" if block.lines != 1 else "")
+    how = f"one click selects the whole block; %chat_paste #{block.number} puts it in your next cell"
     caption = (
         f'<span class="lc-code-no">#{block.number}</span> {language}, {size}'
-        f' <span class="lc-code-how">%chat_paste #{block.number} puts it in the next cell;'
-        f" a click selects it all</span>"
+        f' · <span class="lc-code-how">%chat_paste #{block.number}</span>'
     )
     if block.lines > FOLD_LINES:
         return (
-            f'<details class="lc-code lc-fold"><summary class="lc-code-head">{caption}'
+            f'<details class="lc-code lc-fold" title="{how}"><summary class="lc-code-head">{caption}'
             f' <span class="lc-code-open">(show)</span></summary>{pre}</details>'
         )
-    return f'<div class="lc-code"><div class="lc-code-head">{caption}</div>{pre}</div>'
+    return f'<div class="lc-code" title="{how}"><div class="lc-code-head">{caption}</div>{pre}</div>'
