@@ -74,6 +74,8 @@ examples:
                                           a class room on the network, with a token
   labchat serve --tls-cert labchat-cert.pem --tls-key labchat-key.pem --log class.jsonl
                                           TLS (see 'labchat cert'), and a transcript
+  labchat serve --port 5051 --backplane redis://127.0.0.1:6379/0 --room class-a
+                                          one room across servers (docs/backplane.md)
 
 The first line says where the room listens and the command others run to join.
 When stdin is a terminal you chat too; otherwise the server only serves and logs
@@ -191,6 +193,17 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="most connections at once (default: 100)",
     )
+    serve.add_argument(
+        "--backplane",
+        metavar="URL",
+        help="share the room with every server given this Redis URL and the same --room",
+    )
+    serve.add_argument("--room", metavar="NAME", help="the shared room's name (default: main)")
+    serve.add_argument(
+        "--backplane-insecure",
+        action="store_true",
+        help="allow plain redis:// to another machine (anyone on that network reads the room)",
+    )
     serve.add_argument("--no-color", action="store_true", help="no colours in your chat")
 
     join = commands.add_parser(
@@ -207,13 +220,9 @@ def build_parser() -> argparse.ArgumentParser:
     join.add_argument(
         "--nick", required=True, help="your name in the room: letters, digits, _ - . (up to 20)"
     )
-    join.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
-    join.add_argument("--tls", action="store_true", help="connect with TLS")
+    _reaching_a_room(join)
     join.add_argument(
         "--op-token", metavar="T", help=f"the room's operator token: /kick, /mute (or set {OP_TOKEN_ENV})"
-    )
-    join.add_argument(
-        "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
     )
     join.add_argument("--no-color", action="store_true", help="no colours")
     join.add_argument("--quiet", action="store_true", help="no bell when someone mentions you")
@@ -265,11 +274,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     doctor.add_argument("address", nargs="?", default="127.0.0.1", metavar="HOST[:PORT]")
-    doctor.add_argument("--tls", action="store_true", help="connect with TLS")
-    doctor.add_argument(
-        "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
-    )
-    doctor.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
+    _reaching_a_room(doctor)
     doctor.add_argument("--nick", metavar="N", help="the nick to try (default: a throwaway, doctor-NNNN)")
     doctor.add_argument(
         "--timeout", type=_seconds, default=5.0, metavar="S", help="seconds each step may wait (default: 5)"
@@ -315,6 +320,15 @@ def cmd_join(args: argparse.Namespace) -> int:
             tap.attach(lambda direction, line: print(wire(direction, line, color=color), flush=True))
         raise
     return chat(client, color=color, interactive=at_terminal(), quiet=args.quiet, wire=tap)
+
+
+def _reaching_a_room(parser: argparse.ArgumentParser) -> None:
+    """The options a join and the doctor share: the room's token, and TLS."""
+    parser.add_argument("--token", metavar="T", help=f"the room's token, if it has one (or set {TOKEN_ENV})")
+    parser.add_argument("--tls", action="store_true", help="connect with TLS")
+    parser.add_argument(
+        "--cafile", metavar="CA", help="trust the server's certificate from this file (implies --tls)"
+    )
 
 
 def _milliseconds(text: str) -> float:

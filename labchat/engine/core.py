@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 from ..bot import Greeter
 from ..conversation import State
@@ -38,6 +38,9 @@ from .fanout import Hub
 from .faults import Faults
 from .record import Transcript
 from .session import Session, where
+
+if TYPE_CHECKING:
+    from ..backplane import Backplane
 
 log = logging.getLogger("labchat.server")
 
@@ -75,6 +78,9 @@ class ChatServerCore:
     - ``ssl_context``: a server-side ``ssl.SSLContext`` to speak TLS.
     - ``log``: a path or text file for a JSON Lines transcript of the room.
     - ``bus``: how the room's broadcasts travel (in-process unless given).
+    - ``backplane``/``room``: a Redis URL (or a ``labchat.backplane.Backplane``) and a room
+      name: every server given the same two is one room (see ``docs/backplane.md``).
+      ``backplane_insecure=True`` allows plain ``redis://`` to another machine.
     - ``op_token``: clients that present it are operators (may kick and mute); made up
       when not given, and readable as ``server.op_token``.
     - ``faults``: faults on purpose, for lessons (``Faults(chop=True, delay=0.2)``); off by default.
@@ -104,6 +110,9 @@ class ChatServerCore:
         log: str | Path | IO[str] | None = None,
         log_private: bool = False,
         bus: Bus | None = None,
+        backplane: str | Backplane | None = None,
+        room: str = "main",
+        backplane_insecure: bool = False,
         op_token: str | None = None,
         faults: Faults | dict | None = None,
         clock: Callable[[], float] = time.monotonic,
@@ -126,7 +135,19 @@ class ChatServerCore:
         self.log_private = log_private
         self.clock = clock
         greeter = Greeter() if bot is True else (bot or None)
-        self.room = Room(history=history, replay=replay, bot=greeter)
+        self.backplane: Backplane | None = None
+        peers = None
+        if backplane is not None:
+            if bus is not None:
+                raise ValueError("a server takes a bus or a backplane, not both")
+            from ..backplane import Backplane  # only now: a server without one never loads it
+
+            if isinstance(backplane, str):
+                backplane = Backplane(backplane, room, insecure=backplane_insecure)
+            self.backplane = bus = backplane
+            peers = backplane.peers
+        self._keep = (history, replay)
+        self.room = Room(history=history, replay=replay, bot=greeter, peers=peers)
         self.pending = limits.PendingBudget(max_pending)
         self._bus = bus
         self._log_target = log
@@ -196,6 +217,14 @@ class ChatServerCore:
             transcript=transcript,
             faults=self.faults,
         )
+        if self.backplane is not None:
+            try:
+                self.backplane.start(self, history=self._keep[0], replay=self._keep[1])
+            except BaseException:
+                listener.close()
+                if transcript is not None:
+                    transcript.close()
+                raise
         self._listener = listener
         self._bound = listener.getsockname()[:2]
         self._serve(listener)
@@ -239,6 +268,8 @@ class ChatServerCore:
         for session in sessions:
             self.engine_abort(session)
         self._stop_serving()
+        if self.backplane is not None:
+            self.backplane.stop()
         hub.stop_faults()
         self._listener.close()
         if hub.transcript is not None:

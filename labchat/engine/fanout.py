@@ -113,10 +113,16 @@ class Hub:
             session.nick = self.room.nick_of(session)
             session.joined = True  # from here on it is a member: never evicted as a stranger
             session.core.forget_pending(session)
-            self.bus.publish(deliveries)
+            self.bus.publish_join(session, hello.since, deliveries)
 
     def say(self, session: Session, items: list[str | Invalid]) -> bool:
         """A sender's lines, in order, errors in their places; True if it asked to leave."""
+        leaving = self._say(session, items)
+        if leaving:  # its goodbye is queued before its connection starts closing
+            self.bus.settle(limits.LINGER)
+        return leaving
+
+    def _say(self, session: Session, items: list[str | Invalid]) -> bool:
         with self.delivering():
             pending: list[Delivery] = []
             for item in items:
@@ -150,14 +156,11 @@ class Hub:
             self._moderated(outcome, by)
 
     def _moderated(self, outcome, by: str | None) -> None:
-        """Log a mute, and end the connections of those removed (lock held)."""
+        """Log a mute (lock held). Those removed are ended as they are told (``_queue_all``)."""
         for d in outcome.deliveries:
             event = d.event
             if event.kind == "system" and event.code in ("mute", "unmute"):
                 log.warning("%s", event.text)
-            elif event.kind == "leave" and outcome.removed:  # logged as the session ends
-                for member in outcome.removed:
-                    self._to_end.append((member, event.text))
 
     def leave(self, session: Session, reason: str) -> None:
         with self.delivering():
@@ -199,19 +202,27 @@ class Hub:
             for deliveries, members in held:
                 self._queue_all(deliveries, members)
 
-    def deliver(self, deliveries: list[Delivery]) -> None:
-        """Queue each event for its recipients in order: what the bus hands back (lock held)."""
+    def deliver(self, deliveries: list[Delivery], members: list[Session] | None = None) -> None:
+        """Queue each event for its recipients in order: what the bus hands back (lock held).
+
+        A delivery to everyone reaches ``members``: by default everyone who joined here.
+        """
         if not deliveries:
             return
         if self.transcript is not None:
             self.transcript.record(deliveries)
-        members = self.room.members()
+        if members is None:
+            members = self.room.members()
         if self._delayer is not None:
             self._delayer.hold((deliveries, members))
             return
         self._queue_all(deliveries, members)
 
     def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
+        for d in deliveries:  # removed by an operator: the connection ends once they are told
+            if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":
+                reason = d.event.text.removeprefix("you were ")
+                self._to_end += [(member, reason) for member in d.to if isinstance(member, Session)]
         if all(d.to is None for d in deliveries):
             blobs: dict[str, bytes] = {}
             count = len(deliveries)

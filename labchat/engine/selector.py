@@ -186,17 +186,8 @@ class SelectorChatServer(ChatServerCore):
             self._update(session)
 
     def _read(self, session: Session) -> None:
-        sock = self._socks[session]
-        try:
-            data = sock.recv(65536)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError as exc:
-            session.end(f"connection lost ({exc.strerror or exc.__class__.__name__})")
-            self._update(session)
-            return
-        session.received(data)
-        self._after_process(session, session.process())
+        if session.receive_from(self._socks[session].recv):
+            self._after_process(session, session.process())
 
     def _after_process(self, session: Session, until: float | None) -> None:
         if until and not session.leaving:

@@ -131,6 +131,21 @@ class Session:
 
     # -- bytes in ----------------------------------------------------------------------
 
+    def receive_from(self, recv: Callable[[int], bytes]) -> bool:
+        """Take what a non-blocking socket's ``recv`` has; False when it had nothing yet.
+
+        A socket that fails ends the session, with the reason everyone is told.
+        """
+        try:
+            data = recv(65536)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as exc:
+            self.end(f"connection lost ({exc.strerror or exc.__class__.__name__})")
+            return True
+        self.received(data)
+        return True
+
     def received(self, data: bytes) -> None:
         """What ``recv`` returned (``b""`` at the end). Call ``process`` next."""
         self.received_bytes += len(data)

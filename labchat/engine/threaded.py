@@ -112,15 +112,8 @@ class ThreadingChatServer(ChatServerCore):
                     if why:
                         session.on_overdue(why)
                     continue
-                try:
-                    data = sock.recv(65536)
-                except (BlockingIOError, InterruptedError):
-                    continue
-                except OSError as exc:
-                    session.end(f"connection lost ({exc.strerror or exc.__class__.__name__})")
-                    break
-                session.received(data)
-                session.process()
+                if session.receive_from(sock.recv):
+                    session.process()
             session.drained.wait(max(0.0, session.linger_until - clock()))
         finally:
             self._hang_up(session, link)
