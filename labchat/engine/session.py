@@ -342,12 +342,14 @@ class Session:
 
     # -- bytes out ---------------------------------------------------------------------
 
-    def queue(self, data: bytes, *, raw: bool = False) -> str:
+    def queue(self, data: bytes, *, raw: bool = False, now: float | None = None) -> str:
         """Queue bytes for this client: 'send' (flush it), 'wait' (someone will), 'over' (cut it off).
 
-        ``raw`` bytes skip TLS (the handshake's own, or a refusal to a plain client).
+        ``raw`` bytes skip TLS (the handshake's own, or a refusal to a plain client); ``now``
+        saves a look at the clock when one delivery queues for many.
         """
-        now = self.core.clock()
+        if now is None:
+            now = self.core.clock()
         with self.lock:
             if self.tls is not None and not raw:
                 if not self.tls.established:

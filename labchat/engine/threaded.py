@@ -80,6 +80,7 @@ class ThreadingChatServer(ChatServerCore):
                 continue
             link = _Link(sock)
             session.sock = sock
+            session.link = link
             with self._links_lock:
                 self._links[session] = link
             name = f"labchat-reader-{session.number}"
@@ -197,8 +198,7 @@ class ThreadingChatServer(ChatServerCore):
             pass
 
     def _link(self, session: Session) -> _Link | None:
-        with self._links_lock:
-            return self._links.get(session)
+        return getattr(session, "link", None)  # set once, before its reader starts
 
 
 def _waiter(sock: socket.socket, flag: int):
