@@ -391,6 +391,7 @@ def test_close_removes_the_widgets_and_everything_behind_them():
     panel = host(port=0, nick="teacher")
     guest = join("127.0.0.1", panel.address[1], nick="ada")
     parts = [panel, *panel._widgets(), guest, *guest._widgets()]
+    assert {panel.read_button, panel.title, guest.read_button, guest.input}.issubset(parts)
     guest.close()
     panel.close()
     assert all(w.comm is None for w in parts)
@@ -486,6 +487,17 @@ def test_mentions_are_marked_and_counted_until_the_panel_is_used(server):
         assert panel.unread_mentions == 1
         panel.read_button.click()  # so is clicking in it
         assert panel.unread_mentions == 0 and "unread mention" not in panel.title.value
+
+
+def test_the_host_panel_counts_its_mentions_too():
+    panel = host(port=0, nick="teacher", bot=False)
+    assert panel.read_button in panel._title_box.children
+    with ChatClient("127.0.0.1", panel.address[1], nick="ada") as ada:
+        ada.send("@teacher I have a question")
+        panel.wait_for("ada: @teacher I have a question")
+    assert panel.unread_mentions == 1 and "@ 1 unread mention" in panel.title.value
+    panel.read_button.click()
+    assert panel.unread_mentions == 0 and panel.read_button.layout.display == "none"
 
 
 def test_share_sends_code_as_a_fenced_block(server):

@@ -295,12 +295,19 @@ class ChatPanel(widgets.VBox):
     # -- building and drawing ------------------------------------------------------------
 
     def _rows(self) -> tuple[widgets.Widget, ...]:
-        head = widgets.HBox([self.title, self.read_button], layout=widgets.Layout(align_items="center"))
+        return (self._head(), self.status_line, *self._body())
+
+    def _head(self) -> widgets.Widget:
+        """The title, and the button that clears the count of unread mentions beside it."""
+        return widgets.HBox([self.title, self.read_button], layout=widgets.Layout(align_items="center"))
+
+    def _body(self) -> tuple[widgets.Widget, ...]:
+        """The transcript beside who is here, and the input beside its Send button."""
         chat = widgets.HBox([self.transcript, self.user_list], layout=widgets.Layout(width="100%"))
         entry = widgets.HBox(
             [self.input, self.send_button], layout=widgets.Layout(width="100%", align_items="flex-end")
         )
-        return (head, self.status_line, chat, entry)
+        return (chat, entry)
 
     def _widgets(self) -> list[widgets.Widget]:
         out: list[widgets.Widget] = []

@@ -107,14 +107,17 @@ class ServerPanel(ChatPanel):
         return super().connected and self.server is not None and self.server.running
 
     def _rows(self) -> tuple[widgets.Widget, ...]:
-        head = widgets.HBox(
-            [self.title, self.stop_button],
+        return (self._head(), self.status_line, self.howto, *self._body())
+
+    def _head(self) -> widgets.Widget:
+        self._title_box = super()._head()
+        return widgets.HBox(
+            [self._title_box, self.stop_button],
             layout=widgets.Layout(width="100%", justify_content="space-between", align_items="center"),
         )
-        return (head, self.status_line, self.howto, *super()._rows()[2:])
 
     def _widgets(self) -> list[widgets.Widget]:
-        return [*super()._widgets(), self.howto, self.stop_button]
+        return [*super()._widgets(), *self._title_box.children, self.howto, self.stop_button]
 
     def _title_html(self) -> str:
         return f'<span class="lc-title">labchat host: {html.escape(self.nick)}</span>'
