@@ -559,6 +559,22 @@ def test_a_paste_stays_whole_in_the_box_until_it_is_sent(server):
         assert bob.receive_until(message_from("ada")).text == "after all that"
 
 
+def test_keys_typed_just_after_enter_stay_and_the_sent_line_does_not_come_back(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        enter(panel, "first")
+        assert bob.receive_until(message_from("ada")).text == "first"
+        # The browser had buffered what was typed next before it saw the box cleared.
+        panel.input.value = "first\nsec"
+        assert panel.input.value == "sec"
+        panel.input.value = "second"
+        panel.input.value = "second\n"
+        assert bob.receive_until(message_from("ada")).text == "second"
+        panel.input.value = "second"  # typed again, after the clear: just text
+        assert panel.input.value == "second"
+
+
 @pytest.mark.parametrize(
     ("old", "new", "sent"),
     [

@@ -96,6 +96,7 @@ class ChatPanel(widgets.VBox):
         self._codes: deque[CodeBlock] = deque(maxlen=MAX_CODE_BLOCKS)
         self._code_count = 0  # code blocks seen so far: the next one is numbered one more
         self._unread = 0
+        self._sent_box = ""  # the box's text as it was last sent, until the next change
         self.title = widgets.HTML()
         self.read_button = widgets.Button(
             description="mark read",
@@ -450,6 +451,13 @@ class ChatPanel(widgets.VBox):
         old, new = change["old"], change["new"]
         if new:
             self.mark_read()  # typing in the panel is using it
+        sent, self._sent_box = self._sent_box, ""
+        if sent and new.startswith(sent) and new != sent:
+            # Keys typed before the browser heard that the box was cleared: the message went
+            # already, so only they stay in the box.
+            with WIDGET_LOCK:
+                self.input.value = new[len(sent) :]
+            return
         text = typed_enter(old, new)
         if text is not None and text.strip():
             self._send_input(text)
@@ -468,8 +476,10 @@ class ChatPanel(widgets.VBox):
             self._send_input(text)
 
     def _send_input(self, text: str) -> None:
+        box = self.input.value
         if self.say(text):
             self._clear_input()
+            self._sent_box = box  # set after the clear, whose own change would forget it
 
     def _clear_input(self) -> None:
         with WIDGET_LOCK:
