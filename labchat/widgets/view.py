@@ -6,11 +6,11 @@ block gets a caption with its number (what ``%chat_paste #N`` takes), a block
 longer than ``FOLD_LINES`` lines is folded into a ``<details>`` that a click
 opens (no script needed), and a line that mentions you is marked.
 
-The rule it keeps: it never escapes or interprets user text itself and never
-lets any through unescaped; everything it adds around ``render``'s HTML is fixed
-markup of its own (classes, a fold, a caption of numbers and a language name
-``render`` has already escaped), so nothing a user sends becomes a tag, an
-attribute or a script.
+The rule it keeps: user text reaches the page only as ``render`` escaped it;
+everything this module adds around that HTML is fixed markup of its own
+(classes, a fold, a caption of numbers and the block's language name, which
+``render`` allows only in letters, digits and ``_ + # . -``, escaped once more
+here), so nothing a user sends becomes a tag, an attribute or a script.
 """
 
 from __future__ import annotations
@@ -70,9 +70,9 @@ def mentions(event: Event, nick: str) -> bool:
 def event_html(event: Event, *, nick: str = "", blocks: Sequence[CodeBlock] = ()) -> str:
     """One event as the panel's HTML; ``blocks`` are its code blocks as the panel numbered them."""
     line = render.html_line(event)
-    if spoken(event) and nick:
+    if nick and mentions(event, nick):
         line = _with_mentions(event, line, nick)
-        if render.mentions(event.text, nick) and event.sender != nick:
+        if event.sender != nick:
             line = line.replace('<div class="lc-event ', '<div class="lc-event lc-mentioned ', 1)
     if blocks:
         line = _captioned(line, blocks)
