@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from . import tls
+from .backplane import Backplane, BackplaneError
 from .console import use_color
 from .engine.faults import Faults
 from .joining import (
@@ -105,6 +106,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise Failure("TLS needs both --tls-cert CERT and --tls-key KEY (make them with 'labchat cert')", 2)
     if args.log_private and not args.log:
         raise Failure("--log-private needs --log FILE", 2)
+    if (args.room or args.backplane_insecure) and not args.backplane:
+        raise Failure("--room and --backplane-insecure need --backplane URL", 2)
     if interactive:
         try:
             check_nick(args.nick)
@@ -122,6 +125,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
             transcript = open(args.log, "a", encoding="utf-8")  # noqa: SIM115 (closed below)
         except OSError as exc:
             raise Failure(f"cannot write the transcript {args.log!r}: {exc.strerror}") from None
+    backplane = None
+    if args.backplane:
+        try:
+            backplane = Backplane(args.backplane, args.room or "main", insecure=args.backplane_insecure)
+        except (BackplaneError, ValueError) as exc:
+            raise Failure(f"--backplane: {exc}", 2) from None
     server = ChatServer(
         args.host,
         args.port,
@@ -134,6 +143,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         log_private=args.log_private,
         op_token=args.op_token or os.environ.get(OP_TOKEN_ENV) or None,
         faults=Faults(chop=args.chop, delay=args.delay / 1000),
+        backplane=backplane,
     )
     # Without a terminal: joins, leaves and incidents. At a prompt: incidents only,
     # since joins and leaves show in the host's own chat.
@@ -146,6 +156,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
                     server.start()
                 except socket.gaierror as exc:
                     raise Failure(f"cannot listen on {args.host!r}: {exc.strerror}") from None
+                except BackplaneError as exc:
+                    raise Failure(f"cannot share the room: {exc}") from None
                 except OSError as exc:
                     where = hostport(args.host, args.port)
                     raise Failure(f"cannot listen on {where}: {exc.strerror or exc}") from None
@@ -172,6 +184,9 @@ def _announce(server: ChatServer, args: argparse.Namespace, token: str | None) -
     print(f"labchat: listening on {hostport(host, port)}; others join with: {command}", flush=True)
     if token:
         print("labchat: the room needs its token: share it yourself (it is never printed)", flush=True)
+    if server.backplane is not None:
+        shared = server.backplane
+        print(f"labchat: room {shared.room!r} is shared through {shared.shown}", flush=True)
 
 
 def _host_chat(server: ChatServer, args: argparse.Namespace, token: str | None) -> int:
