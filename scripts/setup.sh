@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs everything labchat's tutorials and tests need on a fresh Debian machine:
-# Debian's chromium (browser tests) and redis-server (benchmark peer), then the
+# Debian's chromium (browser tests) and redis-server (backplane tests, benchmark peer), then the
 # package itself with its development extras.
 set -euo pipefail
 cd "$(dirname "$0")/.."

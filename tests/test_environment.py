@@ -23,7 +23,7 @@ else:  # Python 3.10: pytest itself depends on tomli there
 ROOT = Path(__file__).resolve().parent.parent
 
 # Where conda-forge's package has another name than the one on PyPI.
-CONDA_NAMES = {"playwright": "playwright-python", "matplotlib": "matplotlib-base"}
+CONDA_NAMES = {"playwright": "playwright-python", "matplotlib": "matplotlib-base", "redis": "redis-py"}
 
 # Conda packages that are not Python requirements of the project.
 CONDA_ONLY = {"python", "pip", "redis-server"}
