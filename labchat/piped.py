@@ -44,6 +44,7 @@ class LineChat:
     ) -> None:
         self.client = client
         self.wire = wire  # show every line as it travels, among the rendered ones
+        self._printing = threading.Lock()
         self.fd = fd  # where lines come from: stdin's file descriptor
         self.out = out
         self.color = color
@@ -169,6 +170,8 @@ class LineChat:
         if self._out_broken:
             return
         try:
-            print(text, file=self.out, flush=True)
+            with self._printing:  # three threads print here: each line goes out whole
+                self.out.write(text + "\n")
+                self.out.flush()
         except (BrokenPipeError, ValueError):  # the reader went away: keep chatting quietly
             self._out_broken = True

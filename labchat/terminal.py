@@ -126,6 +126,7 @@ class TerminalChat:
         self.color = color
         self.quiet = quiet  # no bell when someone mentions you
         self.wire = wire  # show every line as it travels, above the rendered chat
+        self._printing = threading.Lock()
         self.left = False  # we left on purpose (or the server said goodbye to us)
         self._ended = threading.Event()  # the connection is over
         self._stopping = threading.Event()  # someone asked us to leave
@@ -236,12 +237,17 @@ class TerminalChat:
         self._wake()
 
     def _show_wire(self, direction: str, line: bytes) -> None:
-        print(render_wire(direction, line, color=self.color), flush=True)
+        self._print(render_wire(direction, line, color=self.color))
 
     def _show(self, event: Event) -> None:
         me = self.client.nick
         line = terminal(event, color=self.color, nick=me)
-        print(line + ("\a" if self._rings(event, me) else ""), flush=True)
+        self._print(line + ("\a" if self._rings(event, me) else ""))
+
+    def _print(self, text: str) -> None:
+        with self._printing:  # several threads print above the prompt: each line goes out whole
+            sys.stdout.write(text + "\n")
+            sys.stdout.flush()
 
     def _rings(self, event: Event, me: str) -> bool:
         """The bell: someone else just mentioned ``@me`` (not in replayed history), and we are not quiet."""

@@ -541,7 +541,7 @@ def test_the_panel_says_reconnecting_while_it_lasts(make_server, panels):
     assert panel.state == "connected" and panel.status == f"connected to 127.0.0.1:{port} as ada"
     assert "lc-status-ok" in panel.status_line.value and not panel.input.disabled
     with ChatClient("127.0.0.1", port, nick="bob", timeout=WAIT) as bob:
-        panel.input.value = "back in class"
+        panel.say("back in class")
         assert bob.receive_until(message_from("ada"), timeout=WAIT).text == "back in class"
     assert second.running
     panel.stop()
