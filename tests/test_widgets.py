@@ -285,6 +285,28 @@ def test_host_panel_serves_says_how_to_join_and_chats():
         pass
 
 
+def test_the_host_chat_is_an_operator_and_kicks_mutes_from_its_panel():
+    panel = host(port=0, nick="teacher", bot=False)
+    port = panel.address[1]
+    guest = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        panel.wait_for("--> bob joined")
+        enter(panel, "/help")
+        panel.wait_for("/kick NICK [REASON]")
+        enter(panel, "/mute bob")
+        guest.wait_for("bob was muted by teacher")
+        enter(panel, "/unmute bob")
+        guest.wait_for("bob was unmuted by teacher")
+        enter(panel, "/kick bob talking over everyone")
+        told = bob.receive_until(lambda e: e.kind == "error", timeout=5)
+        assert (told.code, told.text) == ("kicked", "you were removed by teacher: talking over everyone")
+        guest.wait_for("bob left")
+        assert panel.server.users() == ["teacher", "ada"]
+    enter(guest, "/kick teacher")  # a guest holds no operator token
+    guest.wait_for("only an operator may /kick")
+    assert panel.server.users() == ["teacher", "ada"]
+
+
 def html_of(text: str) -> str:
     import html
 

@@ -141,11 +141,13 @@ class ChatPanel(widgets.VBox):
         ssl_context: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         reconnect: bool = True,
+        op_token: str | None = None,
     ) -> bool:
         """Join the room at (host, port); on failure the status line says why. True if joined.
 
         With ``reconnect`` a dropped connection is re-established by the client, and the
-        status line says "reconnecting..." meanwhile.
+        status line says "reconnecting..." meanwhile. ``op_token`` (the server's) joins as
+        an operator, who may /kick, /mute and /unmute.
         """
         self.address = (host, port)
         place = where(host, port)
@@ -158,6 +160,7 @@ class ChatPanel(widgets.VBox):
                 ssl_context=ssl_context,
                 timeout=timeout,
                 reconnect=reconnect,
+                op_token=op_token,
             )
         except JoinRefused as exc:
             return self._fail(f"could not join {place}: {exc.reason}")

@@ -4,7 +4,8 @@ from labchat.widgets import host
 panel = host(port=5050, nick="teacher")
 
 The host's own chat is an ordinary client over loopback, so the host takes the
-same path as every guest. The rules it keeps: only this machine can join unless
+same path as every guest, holding the server's operator token (so /kick, /mute
+and /unmute work from the host panel). The rules it keeps: only this machine can join unless
 the host binds beyond loopback on purpose, and the panel says so; the own chat
 lives and ends with the server beside it (it never reconnects); a failed start
 leaves no server running.
@@ -74,7 +75,9 @@ class ServerPanel(ChatPanel):
         own_host = loopback(host, bound[0])
         own_tls = own_server_context(cert) if ssl_context is not None else None
         # The host's own chat lives and ends with the server beside it: nothing to reconnect to.
-        if not self.connect(own_host, bound[1], token=server.token, ssl_context=own_tls, reconnect=False):
+        # It holds the server's operator token, so the host may /kick, /mute and /unmute.
+        own = {"token": server.token, "ssl_context": own_tls, "op_token": server.op_token}
+        if not self.connect(own_host, bound[1], reconnect=False, **own):
             failure = self.status
             server.close()
             self.server = None
