@@ -380,6 +380,46 @@ def test_what_was_in_flight_when_redis_went_away_is_delivered_once(redis, shared
         ada.receive_until(is_message("into the void"), timeout=0.3)
 
 
+def test_a_server_frozen_past_its_heartbeat_is_announced_gone_then_back(shared_redis, serve, room, raw_peer):
+    flags = ("--backplane", shared_redis.url, "--room", room, "--no-bot")
+    survivor, frozen = serve(*flags), serve(*flags)
+    bob, ada = raw_peer(survivor), raw_peer(frozen)
+    assert hello(bob, "bob")["type"] == hello(ada, "ada")["type"] == "welcome"
+    for peer in (bob, ada):
+        peer.event_until(lambda e: e["type"] == "join" and e["sender"] == "ada")
+    frozen.proc.send_signal(signal.SIGSTOP)  # a laptop's lid closed: its connections stay open
+    try:
+        bob.event_until(lambda e: e["type"] == "leave" and e["sender"] == "ada", timeout=LEAVE_WAIT)
+    finally:
+        frozen.proc.send_signal(signal.SIGCONT)
+    bob.event_until(lambda e: e["type"] == "join" and e["sender"] == "ada", timeout=LEAVE_WAIT)
+    ada.say("I was only asleep")
+    assert bob.event_until(lambda e: e["type"] == "message")["text"] == "I was only asleep"
+    seen = []
+    while not seen or seen[-1].get("text") != "I was only asleep":
+        seen.append(ada.event())
+    assert not [e for e in seen if e.get("sender") == "ada" and e["type"] in ("leave", "join")]
+
+
+def test_an_entry_is_numbered_by_its_place_in_the_log():
+    from labchat.backplane.entries import Item, pack, unpack
+
+    items = [
+        Item(Event(kind="message", sender="ada", text="one", seq=7), None, keep=True),
+        Item(Event(kind="error", code="bad-json", text="not JSON"), (3,)),
+        Item(Event(kind="private", sender="ada", target="bob", text="psst", seq=8), (3, "bob")),
+    ]
+    entry = unpack(pack("s1", items, join=(3, None)), "41-0")
+    assert [(i.event.kind, i.event.seq) for i in entry.items] == [
+        ("message", 40),
+        ("error", 0),
+        ("private", 41),
+    ]
+    assert [i.to for i in entry.items] == [None, (3,), (3, "bob")]
+    assert entry.items[0].keep and not entry.items[2].keep
+    assert (entry.origin, entry.join, entry.last) == ("s1", (3, None), 41)
+
+
 # -- safe defaults ---------------------------------------------------------------------------------
 
 

@@ -146,11 +146,14 @@ class Backplane:
         """Reach Redis, read the room's recent past, join the room's servers, start reading."""
         from .redis import RedisLog
 
+        if self._hub is not None:
+            raise RuntimeError("a Backplane serves one server, once: make one for each")
         self._hub = core.hub
         self._mirror = Mirror(history=history, replay=replay)
         redis_log = RedisLog(self.url, self.room, self.sid, timeout=self.timeout)
         try:
             redis_log.ping()
+            redis_log.check_version()
             self._epoch, _ = redis_log.epoch(secrets.token_hex(8), 0, pack(self.sid, []))
             for n, (entry_id, data) in enumerate(redis_log.tail(LOAD)):
                 self._load(entry_id, data, first=n == 0)

@@ -6,7 +6,9 @@ server. The room calls it with its locks held, so every answer is one Redis
 round trip at most, and none at all while the backplane is known to be down:
 then a new nick cannot be checked (``RoomError('unavailable')``, so joins and
 renames wait), ``/who`` lists this server's members, and letting a nick go is
-left to the reconciliation when Redis is back.
+left to the reconciliation when Redis is back. A failure here only answers the
+room's question: the room's locks are held, so the backplane learns that Redis
+is gone from its next publish or read, which hold the delivery lock alone.
 """
 
 from __future__ import annotations
@@ -39,8 +41,7 @@ class SharedPeers(Peers):
         log = self._log()
         try:
             return log.claim(key, nick, self._link.nick_ttl)
-        except BackplaneError as exc:
-            self._link.fail(exc)
+        except BackplaneError:
             raise RoomError("unavailable", UNAVAILABLE) from None
 
     def release(self, key: str) -> None:
@@ -49,8 +50,8 @@ class SharedPeers(Peers):
             return  # reconciled when the backplane is back
         try:
             log.release(key)
-        except BackplaneError as exc:
-            self._link.fail(exc)
+        except BackplaneError:
+            pass  # reconciled when the backplane is back
 
     def roster(self) -> list[str] | None:
         log = self._link.log
@@ -58,14 +59,12 @@ class SharedPeers(Peers):
             return None
         try:
             return log.roster() or None
-        except BackplaneError as exc:
-            self._link.fail(exc)
+        except BackplaneError:
             return None
 
     def find(self, key: str) -> str | None:
         log = self._log()
         try:
             return log.holder(key)
-        except BackplaneError as exc:
-            self._link.fail(exc)
+        except BackplaneError:
             raise RoomError("unavailable", UNAVAILABLE) from None

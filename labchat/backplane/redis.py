@@ -373,6 +373,14 @@ class RedisLog:
         self._call("answer", self._cmd.ping)
         self._call("answer", self._sub.ping)
 
+    def check_version(self) -> None:
+        """BackplaneError unless Redis is 7.0 or newer (entry IDs of the form ``LAST-*``)."""
+        version = str(self._call("say its version", self._cmd.info, "server").get("redis_version", "0"))
+        if int(version.split(".")[0] or 0) < 7:
+            raise BackplaneError(
+                f"the backplane {self.shown} is Redis {version}; labchat needs Redis 7.0 or newer"
+            )
+
     def close(self) -> None:
         for client in (self._cmd, self._sub):
             try:
