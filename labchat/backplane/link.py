@@ -161,6 +161,7 @@ class Backplane:
             redis_log.register(self.ttl)
         except BackplaneError:
             redis_log.close()
+            self._hub = None
             raise
         self.log = redis_log
         self._up_since = time.monotonic()
