@@ -434,6 +434,79 @@ def test_many_messages_redraw_quickly(server):
     assert elapsed < 10, f"1000 messages took {elapsed:.1f} s to reach the transcript"
 
 
+# -- the wire ----------------------------------------------------------------------------------
+
+
+def wire_divs(panel: ChatPanel) -> list[str]:
+    return re.findall(r'<div class="lc-wire">(.*?)</div>', panel.transcript.value)
+
+
+def test_the_wire_from_the_first_byte_each_frame_under_its_event(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada", wire=True)
+    assert panel.wire_box.value and "from the first byte" in panel.wire_box.tooltip
+    with ChatClient("127.0.0.1", port, nick="mallory") as mallory:
+        mallory.send("<script>alert(1)</script>")
+        panel.wait_for("mallory: <script>")
+        panel.say("hi")
+        panel.wait_for("ada: hi")  # the last line to come while mallory stays
+        lines = panel.wire_lines()
+        value = panel.transcript.value
+    assert lines[0].startswith("<- labchat/1 ")  # the banner
+    assert json.loads(lines[1][3:]) == {"type": "hello", "nick": "ada", "version": 1}
+    assert lines[2].startswith('<- {"type":"welcome"')
+    said = lines.index('-> {"type":"say","text":"hi"}')
+    assert json.loads(lines[said + 1][3:])["text"] == "hi"  # the server's echo of it
+    # On screen: each event, then the frame it came in, escaped, in the wire's own style.
+    assert "<script" not in value
+    frame = html_of('<- {"type":"message","sender":"mallory","text":"<script>alert(1)</script>"')
+    event = "mallory</b>: &lt;script&gt;alert(1)&lt;/script&gt;</div>"
+    assert re.search(re.escape(event) + '<div class="lc-wire">' + re.escape(frame), value)
+    welcome = value.index('<div class="lc-event lc-welcome')
+    assert value.index("&lt;- labchat/1 ") < value.index("-&gt; {&quot;type&quot;:&quot;hello") < welcome
+    assert re.findall(r'<div class="lc-wire">(.*?)</div>', value) == [html_of(line) for line in lines]
+    assert ".lc-wire {" in panel.title.value and "code-font" in panel.title.value
+
+
+def test_ticking_the_wire_later_shows_lines_from_then_on_and_unticking_forgets_them(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    assert not panel.wire_box.value and "from the moment you tick" in panel.wire_box.tooltip
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        bob.send("before")
+        panel.wait_for("bob: before")
+        assert panel.wire_lines() == [] and wire_divs(panel) == []
+        panel.wire_box.value = True  # as a click in the browser does
+        bob.send("after")
+        panel.wait_for("bob: after")
+        assert [json.loads(line[3:])["text"] for line in panel.wire_lines()] == ["after"]
+        assert len(wire_divs(panel)) == 1
+    panel.wire_box.value = False
+    assert panel.wire_lines() == [] and wire_divs(panel) == []
+
+
+def test_the_wire_keeps_as_few_lines_as_the_transcript(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada", wire=True, max_lines=20)
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        for n in range(100):
+            bob.send(f"number {n}")
+        panel.wait_for("bob: number 99")
+    lines = panel.wire_lines()
+    assert len(lines) == 20 and any('"text":"number 99"' in line for line in lines)
+    assert len(wire_divs(panel)) == 20 and event_divs(panel) == 20
+
+
+def test_the_host_panel_shows_its_wire_with_the_operator_token_hidden():
+    panel = host(port=0, nick="teacher", wire=True, bot=False)
+    hello = json.loads(panel.wire_lines()[1][3:])
+    assert hello["nick"] == "teacher" and hello["op_token"] == "(hidden)"
+    assert panel.server.op_token not in panel.transcript.value
+    enter(panel, "/who")
+    panel.wait_for("1 here: teacher")
+    assert '-> {"type":"say","text":"/who"}' in panel.wire_lines()
+
+
 # -- code in the chat ------------------------------------------------------------------------
 
 SNIPPET = (

@@ -33,6 +33,7 @@ def join(
     max_lines: int = MAX_LINES,
     height: str = "260px",
     show: bool = True,
+    wire: bool = False,
 ) -> ChatPanel:
     """Join a labchat room and show its panel. ``host`` may be ``"host:port"`` when ``port`` is None.
 
@@ -41,11 +42,13 @@ def join(
     A dropped connection is re-established, the panel saying "reconnecting..." meanwhile
     (``reconnect=False``: the panel says "disconnected" instead).
     The panel shows itself as the cell's output (``show=False`` leaves that to you).
+    ``wire=True`` shows every line as it travels, from the first byte (the banner, your
+    hello, the welcome), under the event it carried; the panel's checkbox does it later.
     """
     host, port = split(host, port)
     if ssl_context is None and (tls or cafile):
         ssl_context = client_context(cafile)
-    panel = ChatPanel(nick=nick, max_lines=max_lines, height=height)
+    panel = ChatPanel(nick=nick, max_lines=max_lines, height=height, wire=wire)
     registry.replace(("join", registry.cell_key()), panel, lambda old: False)
     panel.connect(host, port, token=token, ssl_context=ssl_context, timeout=timeout, reconnect=reconnect)
     if show:
@@ -68,6 +71,7 @@ def host(
     max_lines: int = MAX_LINES,
     height: str = "260px",
     show: bool = True,
+    wire: bool = False,
     **server_options: Any,
 ) -> ServerPanel:
     """Start a labchat server in this kernel, join it as ``nick``, and show the host panel.
@@ -77,8 +81,9 @@ def host(
     ``token``, ``bot``, ``history``, ``log`` and any other keyword go to ChatServer.
     Re-running the cell stops the server the last run started before binding again.
     The panel shows itself as the cell's output (``show=False`` leaves that to you).
+    ``wire=True`` shows the own chat's lines as they travel, from the first byte.
     """
-    panel = ServerPanel(nick=nick, max_lines=max_lines, height=height)
+    panel = ServerPanel(nick=nick, max_lines=max_lines, height=height, wire=wire)
 
     def same_port(old: ChatPanel) -> bool:
         bound = old.address if isinstance(old, ServerPanel) else None

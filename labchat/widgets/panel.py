@@ -8,8 +8,9 @@ escaped, never HTML) and what it does goes through ``ChatClient``. A panel whose
 connection drops reconnects by itself, its status line saying "reconnecting..."
 until it is back. The rules it keeps: widgets are written under one lock, from
 whichever thread has news; the input box is written only by the kernel's main
-thread; at most ``max_lines`` recent lines are kept and shown, and a burst of
-events is drawn at most once per ``REDRAW_INTERVAL``.
+thread; at most ``max_lines`` recent lines are kept and shown (and as many lines
+of the wire, when it is on show), and a burst of events is drawn at most once per
+``REDRAW_INTERVAL``.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from .compose import fenced, typed_enter
 from .registry import WIDGET_LOCK, forget, request
 from .style import CSS, MARKS, OTHER_MARK
 from .view import CodeBlock, code_of, event_html, mentions
+from .wire import WireLog
 
 # Lines kept and shown: enough to follow a lesson, few enough that redrawing stays fast.
 MAX_LINES = 200
@@ -45,6 +47,11 @@ MAX_CODE_BLOCKS = 100
 
 # The input box grows with what is in it, up to this many rows, then scrolls.
 MAX_INPUT_ROWS = 10
+
+WIRE_TIP = (
+    "show each line as it travels, under the event it carried: from the first byte if the panel "
+    "was made with wire=True, else from the moment you tick this"
+)
 
 
 class ChatPanel(widgets.VBox):
@@ -65,6 +72,9 @@ class ChatPanel(widgets.VBox):
     - ``transcript_lines()`` / ``transcript_text()``: the lines shown, as plain text, no times.
     - ``wait_for(text, timeout)``: wait until a line containing ``text`` is shown.
     - ``stop()``: leave the chat, keep the panel on screen; ``close()``: leave and remove it.
+    - ``wire_box``: the "show the wire" checkbox (``wire=True`` ticks it from the first byte:
+      banner, hello, welcome); ``wire_lines()``: the wire lines shown, as text, in order.
+      An operator token in a line sent shows as ``(hidden)``.
     - ``input``, ``send_button``, ``read_button``, ``transcript``: the widgets themselves.
 
     The input is a ``Textarea``: Enter at the end sends, Enter inside an open ```` ``` ````
@@ -73,7 +83,9 @@ class ChatPanel(widgets.VBox):
     The panel reads its client's events itself (``client.receive()`` finds none).
     """
 
-    def __init__(self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px") -> None:
+    def __init__(
+        self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px", wire: bool = False
+    ) -> None:
         if max_lines < 1:
             raise ValueError("max_lines must be at least 1")
         self.nick = nick
@@ -84,7 +96,11 @@ class ChatPanel(widgets.VBox):
         self.status = "not connected"
         self._lock = threading.RLock()
         self._changed = threading.Condition(self._lock)
-        self._html: deque[str] = deque(maxlen=max_lines)
+        self._html: deque[tuple[int, str]] = deque(maxlen=max_lines)  # (event number, its HTML)
+        self._taken = 0  # events taken so far: the next one is numbered one more
+        self._wire = WireLog(max_lines)
+        self._wire_on = wire  # lines are kept only while the wire is on show
+        self._hidden = b""  # the operator token: a screen may be projected, so it never shows
         self._text: deque[str] = deque(maxlen=max_lines)
         self._ended = False  # the client's end has been handled
         self._shown: tuple[str, ...] = ()  # the text lines as last drawn
@@ -114,6 +130,15 @@ class ChatPanel(widgets.VBox):
             layout=widgets.Layout(flex="1 1 auto", width="auto"),
         )
         self.input.add_class("lc-input")
+        self.wire_box = widgets.Checkbox(
+            value=wire,
+            description="show the wire",
+            tooltip=WIRE_TIP,
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
+        self.wire_box.add_class("lc-wire-box")
+        self.wire_box.observe(self._on_wire_box_value, names="value")
         self.send_button = widgets.Button(description="Send", button_style="primary", icon="paper-plane")
         self.input.observe(self._on_input_value, names="value")
         self.send_button.on_click(self._on_send_button)
@@ -151,6 +176,7 @@ class ChatPanel(widgets.VBox):
         """
         self.address = (host, port)
         place = where(host, port)
+        self._hidden = op_token.encode("utf-8") if op_token else b""
         try:
             client = ChatClient(
                 host,
@@ -161,6 +187,7 @@ class ChatPanel(widgets.VBox):
                 timeout=timeout,
                 reconnect=reconnect,
                 op_token=op_token,
+                wire=self._on_wire,
             )
         except JoinRefused as exc:
             return self._fail(f"could not join {place}: {exc.reason}")
@@ -234,6 +261,11 @@ class ChatPanel(widgets.VBox):
         with self._lock:
             return list(self._text)
 
+    def wire_lines(self) -> list[str]:
+        """The wire lines kept for the panel (none while the wire is not on show), in order."""
+        with self._lock:
+            return self._wire.lines()
+
     def transcript_text(self) -> str:
         """The lines the panel shows, one per line, as plain text without times."""
         return "\n".join(self.transcript_lines())
@@ -299,7 +331,7 @@ class ChatPanel(widgets.VBox):
     # -- building and drawing ------------------------------------------------------------
 
     def _rows(self) -> tuple[widgets.Widget, ...]:
-        return (self._head(), self.status_line, *self._body())
+        return (self._head(), self.status_line, *self._body(), self._options())
 
     def _head(self) -> widgets.Widget:
         """The title, and the button that clears the count of unread mentions beside it."""
@@ -312,6 +344,13 @@ class ChatPanel(widgets.VBox):
             [self.input, self.send_button], layout=widgets.Layout(width="100%", align_items="flex-end")
         )
         return (chat, entry)
+
+    def _options(self) -> widgets.Widget:
+        """The row of switches under the input."""
+        return widgets.HBox(list(self._switches()), layout=widgets.Layout(width="100%"))
+
+    def _switches(self) -> tuple[widgets.Widget, ...]:
+        return (self.wire_box,)
 
     def _widgets(self) -> list[widgets.Widget]:
         out: list[widgets.Widget] = []
@@ -337,7 +376,7 @@ class ChatPanel(widgets.VBox):
         """
         with WIDGET_LOCK:
             with self._lock:
-                lines = "".join(self._html)
+                lines = self._wire.merged(self._html) if self._wire_on else "".join(h for _, h in self._html)
                 shown = tuple(self._text)
                 users = self.users
                 status, state = self.status, self.state
@@ -384,7 +423,10 @@ class ChatPanel(widgets.VBox):
         self._codes.extend(blocks)
         if not event.history and event.sender != self.nick and mentions(event, self.nick):
             self._unread += 1
-        self._html.append(event_html(event, nick=self.nick, blocks=blocks))
+        self._taken += 1
+        self._html.append((self._taken, event_html(event, nick=self.nick, blocks=blocks)))
+        if self._wire_on:
+            self._wire.took(self._taken, event)
         self._text.append(render.plain(event))
         if event.kind == "nick" and self.client is not None:
             self.nick = self.client.nick
@@ -448,7 +490,25 @@ class ChatPanel(widgets.VBox):
         else:
             self._draw()
 
+    def _on_wire(self, direction: str, line: bytes) -> None:
+        """A line as it travels (from the thread that sent or received it)."""
+        with self._lock:
+            if not self._wire_on:
+                return
+            if self._hidden and direction == "->":
+                line = line.replace(self._hidden, b"(hidden)")
+            now = self._wire.add(direction, line)
+        if now:  # a frame that carries an event is drawn with that event, a moment later
+            self._draw_soon()
+
     # -- the input (the kernel's main thread) --------------------------------------------
+
+    def _on_wire_box_value(self, change: dict[str, Any]) -> None:
+        """Show the wire from now on, or hide it (and forget its lines)."""
+        with self._lock:
+            self._wire_on = bool(change["new"])
+            self._wire.clear()
+        self._draw()
 
     def _on_input_value(self, change: dict[str, Any]) -> None:
         old, new = change["old"], change["new"]

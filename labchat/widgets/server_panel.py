@@ -37,7 +37,9 @@ class ServerPanel(ChatPanel):
     "serving", "stopped" or "failed"; ``stop()`` stops the server.
     """
 
-    def __init__(self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px") -> None:
+    def __init__(
+        self, *, nick: str, max_lines: int = MAX_LINES, height: str = "260px", wire: bool = False
+    ) -> None:
         self.howto = widgets.HTML()
         self.stop_button = widgets.Button(description="Stop", button_style="danger", icon="stop")
         self.stop_button.on_click(lambda _b: self.stop())
@@ -45,7 +47,7 @@ class ServerPanel(ChatPanel):
         self.join_command = ""
         self.join_code = ""
         self._bind_host = "127.0.0.1"
-        super().__init__(nick=nick, max_lines=max_lines, height=height)
+        super().__init__(nick=nick, max_lines=max_lines, height=height, wire=wire)
 
     def start(
         self,

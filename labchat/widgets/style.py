@@ -54,4 +54,6 @@ mark.lc-mention { background: #ffe27a; color: inherit; font-weight: 600; border-
 .lc-unread { background: #e0b000; color: #fff; border-radius: 9px; padding: 0 7px; font-size: 0.85em;
   font-weight: 600; }
 .lc-input textarea { font-family: var(--jp-code-font-family, monospace); resize: vertical; }
+.lc-wire { font-family: var(--jp-code-font-family, monospace); font-size: 0.8em; color: #8c8c8c;
+  white-space: pre-wrap; overflow-wrap: anywhere; margin: 0 0 2px 1.5em; line-height: 1.3; }
 </style>"""
