@@ -507,6 +507,125 @@ def test_the_host_panel_shows_its_wire_with_the_operator_token_hidden():
     assert '-> {"type":"say","text":"/who"}' in panel.wire_lines()
 
 
+# -- the host's table of connections -----------------------------------------------------------
+
+
+def table_rows(panel: ServerPanel) -> dict[str, list[str]]:
+    """The table as drawn: each row's cells (tags stripped, text unescaped), by who."""
+    import html
+
+    rows = re.findall(r"<tr>(<td>.*?)</tr>", panel.connections_table.value)
+    cells = [
+        [html.unescape(re.sub(r"<[^>]+>", "", c)) for c in re.findall(r"<td>(.*?)</td>", r)] for r in rows
+    ]
+    return {row[0]: row[1:] for row in cells}
+
+
+def test_the_table_shows_each_connections_figures_after_known_traffic(raw_peer):
+    panel = host(port=0, nick="teacher", bot=False)
+    sent = [b'{"type":"hello","nick":"ada","version":1}\n', b'{"type":"say","text":"counted"}\n']
+    peer = raw_peer(panel.server, read_banner=True)
+    for line in sent:
+        peer.send(line)
+    peer.line_with(b'"text":"counted"')  # our message, back: the server has sent all it will
+    person = raw_peer(panel.server, read_banner=True)
+    person.send(b"bob\n")
+    person.line_with(b"Welcome, bob")
+    panel.wait_for("--> bob joined")
+    panel.refresh_connections()
+    rows = table_rows(panel)
+    assert list(rows) == ["teacher", "ada", "bob"]
+    address, mode, since, bytes_in, bytes_out, messages_in, messages_out, queued = rows["ada"]
+    assert address == f"127.0.0.1:{peer.sock.getsockname()[1]}" and mode == "json"
+    assert since == "for under a minute"
+    assert int(bytes_in) == sum(map(len, sent)) and messages_in == "1"
+    peer.until(lambda line: b'"sender":"bob"' in line)  # bob's join: nothing more is due to ada
+    panel.refresh_connections()
+    address, mode, since, bytes_in, bytes_out, messages_in, messages_out, queued = table_rows(panel)["ada"]
+    assert int(bytes_out) == len(peer.received)
+    assert messages_out == "4"  # welcome, her join, her message, bob's join
+    assert queued == "0"
+    assert table_rows(panel)["bob"][1] == "text"
+    assert "<caption>3 connections</caption>" in panel.connections_table.value
+    assert not panel.refresh_connections()  # nothing moved: the table is not drawn again
+    later = time.time() + 185
+    panel.clock = lambda: later
+    assert panel.refresh_connections() and table_rows(panel)["ada"][2] == "for 3 min"
+
+
+def test_the_table_draws_what_peers_chose_as_text():
+    from labchat.server import Connection
+    from labchat.widgets.connections import since_words, size_words, table_html
+
+    odd = Connection(
+        nick="<script>alert(1)</script>",
+        address="<img src=x onerror=alert(1)>:1",
+        mode="json",
+        since=1000.0,
+        received=12_345,
+        sent=4_500_000,
+        messages_in=2,
+        messages_out=3,
+        queued=0,
+    )
+    joining = Connection(
+        nick=None,
+        address="127.0.0.1:2",
+        mode="text",
+        since=0.0,
+        received=0,
+        sent=62,
+        messages_in=0,
+        messages_out=0,
+        queued=0,
+    )
+    table = table_html([odd, joining], now=1000.0 + 3 * 3600 + 120)
+    assert "<script" not in table and "<img" not in table
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in table and "12.3 kB" in table and "4500.0 kB" in table
+    assert "for 3 h 2 min" in table and "(joining)" in table and "2 connections" in table
+    words = [since_words(s) for s in (0, 59, 60, 3599, 3600, 7260, 86400, 3 * 86400)]
+    assert words == [
+        "for under a minute",
+        "for under a minute",
+        "for 1 min",
+        "for 59 min",
+        "for 1 h",
+        "for 2 h 1 min",
+        "for 1 day",
+        "for 3 days",
+    ]
+    assert [size_words(n) for n in (0, 9999, 10_000, 12_000_000)] == ["0", "9999", "10.0 kB", "12.0 MB"]
+
+
+def connections_threads() -> list[str]:
+    return [name for name in labchat_threads() if name.startswith("labchat-connections-")]
+
+
+def test_the_table_follows_the_room_by_itself_and_its_timer_ends_with_the_panel():
+    panel = host(port=0, nick="teacher", bot=False)
+    assert connections_threads() == ["labchat-connections-teacher"]
+    assert list(table_rows(panel)) == ["teacher"]
+    with ChatClient("127.0.0.1", panel.address[1], nick="ada"):
+        panel.wait_for_table("<td>ada</td>")  # drawn by the timer: nobody asked
+    panel.wait_for_table("<caption>1 connection</caption>")
+    panel.connections_box.value = False  # hidden: nothing watches the server
+    assert connections_threads() == [] and panel.connections_table.layout.display == "none"
+    panel.connections_box.value = True
+    assert connections_threads() == ["labchat-connections-teacher"]
+    assert panel.connections_table.layout.display == ""
+    panel.close()
+    assert connections_threads() == []
+
+
+def test_rerunning_the_host_cell_leaves_one_table_timer():
+    first = host(port=0, nick="teacher")
+    second = host(port=first.address[1], nick="teacher")  # the same cell, run again
+    assert connections_threads() == ["labchat-connections-teacher"]
+    assert "<caption>0 connections</caption>" in first.connections_table.value
+    second.stop()
+    assert connections_threads() == []
+
+
 # -- code in the chat ------------------------------------------------------------------------
 
 SNIPPET = (
@@ -770,7 +889,12 @@ def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
     cell = "from labchat.widgets import host\np = host(port=0, nick='teacher')\nprint(p.address[1])"
     first = int(run_cell(client, cell, cell_id="host-cell"))
     second = int(run_cell(client, cell, cell_id="host-cell"))
-    accept_and_own_chat = ["labchat-accept", "labchat-client-teacher", "labchat-reader-teacher"]
+    accept_and_own_chat = [
+        "labchat-accept",
+        "labchat-client-teacher",
+        "labchat-connections-teacher",
+        "labchat-reader-teacher",
+    ]
     assert run_cell(client, THREADS) == f"{accept_and_own_chat}\n"  # a writer only for a client that lags
     assert first != second and refuses(first) and not refuses(second)
     manager.restart_kernel(now=False)

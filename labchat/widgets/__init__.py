@@ -10,7 +10,8 @@ One idea per module: ``panel`` (the client panel), ``server_panel`` (the host
 panel), ``registry`` (what this kernel runs, so re-running a cell is safe),
 ``view`` (an event as the panel's HTML: code, folds, mentions), ``compose``
 (what the input box sends: the Enter rule, fenced code), ``wire`` (the lines as
-they travelled, each under its event), ``magics`` (``%%chat``,
+they travelled, each under its event), ``connections`` (the host's live table of
+connections), ``magics`` (``%%chat``,
 ``%chat_paste``), ``style`` (the CSS), ``addresses`` (host:port and readable
 failures) and ``entry`` (``join`` and ``host``). The rule the package keeps: the
 panels are thin. What they show comes from ``render.py`` (user text is always

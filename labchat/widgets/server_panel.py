@@ -5,10 +5,13 @@ panel = host(port=5050, nick="teacher")
 
 The host's own chat is an ordinary client over loopback, so the host takes the
 same path as every guest, holding the server's operator token (so /kick, /mute
-and /unmute work from the host panel). The rules it keeps: only this machine can join unless
-the host binds beyond loopback on purpose, and the panel says so; the own chat
-lives and ends with the server beside it (it never reconnects); a failed start
-leaves no server running.
+and /unmute work from the host panel). A table shows the server's connections,
+looked at about once a second by a daemon thread (``labchat-connections-NICK``)
+and redrawn only when what it shows changed; the thread ends when the panel
+stops, is closed or its cell is run again, or when the table is hidden. The
+rules it keeps: only this machine can join unless the host binds beyond
+loopback on purpose, and the panel says so; the own chat lives and ends with the
+server beside it (it never reconnects); a failed start leaves no server running.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ from __future__ import annotations
 import html
 import shlex
 import ssl
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +29,7 @@ import ipywidgets as widgets
 from ..server import ChatServer
 from ..tls import own_server_context, server_context
 from .addresses import hostport, is_loopback, loopback, quoted, reachable, reason, where
+from .connections import Ticker, table_html
 from .panel import MAX_LINES, ChatPanel
 from .registry import WIDGET_LOCK
 
@@ -35,6 +41,12 @@ class ServerPanel(ChatPanel):
     is bound), ``addresses`` (where others can reach it), ``join_command`` (for a
     terminal), ``join_code`` (for a notebook), ``stop_button``. ``state`` is
     "serving", "stopped" or "failed"; ``stop()`` stops the server.
+
+    ``connections_table``: the live table of connections (``connections_box`` shows or
+    hides it; hidden, nothing watches the server); ``refresh_connections()`` looks at the
+    server now and redraws the table if it changed (True if it did);
+    ``wait_for_table(text, timeout)`` waits until the table shows ``text``; ``clock``: what
+    "for 3 min" counts from (``time.time``; a test may give its own).
     """
 
     def __init__(
@@ -47,6 +59,19 @@ class ServerPanel(ChatPanel):
         self.join_command = ""
         self.join_code = ""
         self._bind_host = "127.0.0.1"
+        self.connections_table = widgets.HTML()
+        self.connections_box = widgets.Checkbox(
+            value=True,
+            description="show connections",
+            tooltip="who is connected, from where, since when, and the bytes and lines each has moved",
+            indent=False,
+            layout=widgets.Layout(width="auto"),
+        )
+        self.connections_box.observe(self._on_connections_box_value, names="value")
+        self._ticker: Ticker | None = None
+        self._table = ""  # the table as last drawn
+        self._table_drawn = threading.Condition()
+        self.clock = time.time
         super().__init__(nick=nick, max_lines=max_lines, height=height, wire=wire)
 
     def start(
@@ -86,6 +111,7 @@ class ServerPanel(ChatPanel):
             return self._fail(f"{failure} (so the server was stopped)")
         self.address = (bound[0], bound[1])
         self._set_state("serving", f"serving on {where(*bound)} ({self._reach_note()})")
+        self._watch(self.connections_box.value)
         return True
 
     def stop(self, *, restarting: bool = False) -> None:
@@ -95,6 +121,7 @@ class ServerPanel(ChatPanel):
         coming back, so those that reconnect join the new server when it is up.
         """
         self._stopping = True
+        self._watch(False)
         super().stop()
         server = self.server
         if server is not None and server.running:
@@ -104,6 +131,7 @@ class ServerPanel(ChatPanel):
             else:
                 server.close("the host stopped the server")
                 self._set_state("stopped", "stopped: the server is closed")
+            self.refresh_connections()  # none left
         with WIDGET_LOCK:
             self.stop_button.disabled = True
 
@@ -111,8 +139,60 @@ class ServerPanel(ChatPanel):
     def connected(self) -> bool:
         return super().connected and self.server is not None and self.server.running
 
+    def refresh_connections(self) -> bool:
+        """Look at the server's connections now; redraw the table if it changed. True if it did."""
+        server = self.server
+        if server is None:
+            return False
+        with WIDGET_LOCK:  # read and drawn under one lock: an older look never covers a newer one
+            table = table_html(server.connections(), self.clock())
+            if table == self._table:
+                return False
+            self._table = table
+            self.connections_table.value = table
+        with self._table_drawn:
+            self._table_drawn.notify_all()
+        return True
+
+    def wait_for_table(self, text: str, timeout: float = 5.0) -> str:
+        """Wait until the table as drawn contains ``text``; return the table's HTML (TimeoutError if not
+        in time)."""
+        deadline = time.monotonic() + timeout
+        with self._table_drawn:
+            while text not in self._table:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError(f"the table did not show {text!r} within {timeout:g} seconds")
+                self._table_drawn.wait(left)
+            return self._table
+
+    def _watch(self, on: bool) -> None:
+        """Start watching the server's connections (drawn now, then about once a second), or stop."""
+        ticker, self._ticker = self._ticker, None
+        if ticker is not None:
+            ticker.stop()
+        serving = self.server is not None and self.server.running and not self._stopping
+        if on and serving:
+            self.refresh_connections()
+            self._ticker = Ticker(f"labchat-connections-{self.nick}", self.refresh_connections)
+
+    def _on_connections_box_value(self, change: dict[str, Any]) -> None:
+        with WIDGET_LOCK:
+            self.connections_table.layout.display = "" if change["new"] else "none"
+        self._watch(bool(change["new"]))
+
     def _rows(self) -> tuple[widgets.Widget, ...]:
-        return (self._head(), self.status_line, self.howto, *self._body())
+        return (
+            self._head(),
+            self.status_line,
+            self.howto,
+            *self._body(),
+            self.connections_table,
+            self._options(),
+        )
+
+    def _switches(self) -> tuple[widgets.Widget, ...]:
+        return (*super()._switches(), self.connections_box)
 
     def _head(self) -> widgets.Widget:
         self._title_box = super()._head()
@@ -122,7 +202,13 @@ class ServerPanel(ChatPanel):
         )
 
     def _widgets(self) -> list[widgets.Widget]:
-        return [*super()._widgets(), *self._title_box.children, self.howto, self.stop_button]
+        return [
+            *super()._widgets(),
+            *self._title_box.children,
+            self.howto,
+            self.stop_button,
+            self.connections_box,
+        ]
 
     def _title_html(self) -> str:
         return f'<span class="lc-title">labchat host: {html.escape(self.nick)}</span>'
