@@ -33,18 +33,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--outbox-limit", type=int, help="bytes queued for one client (server default)")
     parser.add_argument("--stall-timeout", type=float, help="seconds unread before a cut (server default)")
     parser.add_argument("--max-pending", type=int, help="connections not yet joined (server default)")
+    parser.add_argument(
+        "--backplane", metavar="URL", help="share the room through this Redis (docs/backplane.md)"
+    )
+    parser.add_argument("--room", default="bench", help="the shared room's name")
     args = parser.parse_args(argv)
     raise_nofile(args.max_clients + 256)
     optional = {
         "outbox_limit": args.outbox_limit,
         "stall_timeout": args.stall_timeout,
         "max_pending": args.max_pending,
+        "backplane": args.backplane,
     }
     server = SERVERS[args.engine](
         port=0,
         bot=False,
         rate=None if args.no_rate_limit else 5.0,
         max_clients=args.max_clients,
+        room=args.room,
         **{key: value for key, value in optional.items() if value is not None},
     )
     with server:

@@ -140,12 +140,14 @@ def drive(
     seconds: float,
     flood: tuple[int, int | None] | None = None,
     slow: bool = False,
+    where: list[tuple[str, int]] | None = None,
 ) -> Run:
     """Start the workers, let them send for ``seconds``, drain, and gather what they saw.
 
     ``groups`` are the room workers' clients; ``flood`` is (index, window) for a sender as
     fast as the engine goes (window None: unpaced); ``slow`` adds a client that joins and then
-    never reads.
+    never reads. ``where`` is the address each group joins through (default: the engine's;
+    the flood always uses the engine's), for an engine of several servers.
     """
     size = sum(len(g) for g in groups) + (1 if flood else 0)
     counts = CTX.RawArray("q", size)
@@ -154,8 +156,9 @@ def drive(
     run = Run()
     slow_sock = None
     try:
-        for group in groups:
-            workers.add(room_worker, engine.protocol, engine.address, group, counts)
+        for n, group in enumerate(groups):
+            address = engine.address if where is None else where[n]
+            workers.add(room_worker, engine.protocol, address, group, counts)
         if flood:
             index, window = flood
             workers.add(flood_worker, engine.protocol, engine.address, index, counts, range(counted), window)

@@ -192,10 +192,67 @@ class RedisServer(Engine):
         self.proc = None
 
 
+class SharedRoom(Engine):
+    """Two labchat servers (the threaded engine) that are one room through a ``redis-server``.
+
+    ``address`` is the first server's, ``addresses`` both; memory, threads and CPU time are
+    the sum of the three processes, Redis's included, since the room costs all of them.
+    """
+
+    name = "shared"
+    protocol = "labchat"
+
+    def __init__(self, max_clients: int = 12000) -> None:
+        super().__init__()
+        self.max_clients = max_clients
+        self.parts: list[Engine] = []
+        self.addresses: list[tuple[str, int]] = []
+
+    def start(self) -> None:
+        redis = RedisServer()
+        redis.start()
+        self.parts = [redis]
+        url = f"redis://127.0.0.1:{redis.address[1]}/0"
+        try:
+            for _ in range(2):
+                server = ThreadingServer(self.max_clients)
+                server.args += ["--backplane", url, "--room", "bench"]
+                server.start()
+                self.parts.append(server)
+        except BaseException:
+            self.stop()
+            raise
+        self.addresses = [part.address for part in self.parts[1:]]
+        self.address = self.addresses[0]
+
+    def stop(self) -> None:
+        parts, self.parts = self.parts, []
+        for part in reversed(parts):  # the servers first, while Redis still answers
+            part.stop()
+
+    def kill(self) -> None:
+        parts, self.parts = self.parts, []
+        for part in reversed(parts):
+            part.kill()
+
+    def rss_kib(self) -> int:
+        return sum(part.rss_kib() for part in self.parts)
+
+    def peak_rss_kib(self) -> int:
+        return sum(part.peak_rss_kib() for part in self.parts)
+
+    def threads(self) -> int:
+        return sum(part.threads() for part in self.parts)
+
+    def cpu_seconds(self) -> float:
+        return sum(part.cpu_seconds() for part in self.parts)
+
+
 ENGINES: dict[str, type[Engine]] = {
     "threading": ThreadingServer,
     "selector": SelectorServer,
     "redis": RedisServer,
+    "shared": SharedRoom,  # for benchmarks.multi: one room across two servers
 }
 LABCHAT = ("threading", "selector")  # the engines measured against Redis
 

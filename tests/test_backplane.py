@@ -175,7 +175,7 @@ def test_every_client_on_every_server_sees_one_order(shared_redis, shared, clien
     third = serve("--backplane", shared_redis.url, "--room", room, "--no-bot")
     people = [clients(first, "ada"), clients(second, "bob"), clients(third, "cy")]
     for person in people:  # everyone is in before anyone speaks
-        events_until(person, lambda e, p=person: e.kind == "join" and e.sender == "cy")
+        person.receive_until(lambda e: e.kind == "join" and e.sender == "cy")
     count = 40
 
     def chatter(person: ChatClient) -> None:
