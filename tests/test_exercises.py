@@ -1,0 +1,479 @@
+"""Every exercise check, run on a correct answer (it passes) and on a typical wrong one (it says why).
+
+The answers are the learner's side: plain functions and classes as a notebook
+cell would define them. A check runs them against real sockets on 127.0.0.1; here
+we assert on the Result it returns: ``passed``, and a hint that names the problem.
+"""
+
+from __future__ import annotations
+
+import selectors
+import struct
+import threading
+from pathlib import Path
+
+import pytest
+
+from labchat import exercises
+from labchat.bot import Greeter
+from labchat.exercises.programs import classic
+
+
+def hints(result: exercises.Result) -> str:
+    return "\n".join(line for line in result.lines if line.startswith("not yet:"))
+
+
+def assert_passes(result: exercises.Result) -> None:
+    assert result.passed, str(result)
+    assert result.lines and all(line.startswith("ok: ") for line in result.lines), str(result)
+
+
+def assert_fails_saying(result: exercises.Result, *words: str) -> None:
+    assert not result.passed, str(result)
+    said = hints(result)
+    assert "hint: " in said, str(result)
+    for word in words:
+        assert word in said, f"{word!r} not in:\n{result}"
+    assert "Traceback" not in str(result)
+
+
+# -- recv_exactly, recv_line, sendall -----------------------------------------------------------
+
+
+def recv_exactly(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            raise EOFError(f"socket closed with {n - len(data)} bytes left")
+        data += chunk
+    return data
+
+
+def recv_exactly_one_recv(sock, n):
+    return sock.recv(n)
+
+
+def recv_exactly_returns_short(sock, n):
+    data = b""
+    while len(data) < n:
+        chunk = sock.recv(n - len(data))
+        if not chunk:
+            return data
+        data += chunk
+    return data
+
+
+def test_recv_exactly_passes(capsys):
+    result = exercises.check_recv_exactly(recv_exactly)
+    assert_passes(result)
+    assert capsys.readouterr().out == str(result) + "\n"  # what it returns is what it printed
+
+
+def test_recv_exactly_after_one_recv_is_told_to_loop():
+    assert_fails_saying(
+        exercises.check_recv_exactly(recv_exactly_one_recv, quiet=True), "first piece", "loop"
+    )
+
+
+def test_recv_exactly_that_returns_short_is_told_about_eof():
+    result = exercises.check_recv_exactly(recv_exactly_returns_short, quiet=True)
+    assert_fails_saying(result, "EOFError", "b''")
+    assert result.lines[0].startswith("ok: ")  # what works is said too
+
+
+def recv_line(sock):
+    data = b""
+    while not data.endswith(b"\n"):
+        byte = sock.recv(1)
+        if not byte:
+            raise EOFError("socket closed in the middle of a line")
+        data += byte
+    return data[:-1]
+
+
+def recv_line_reads_a_block(sock):
+    data = b""
+    while b"\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            raise EOFError
+        data += chunk
+    return data.split(b"\n")[0]  # and whatever came after the newline is lost
+
+
+def test_recv_line_passes():
+    assert_passes(exercises.check_recv_line(recv_line, quiet=True))
+
+
+def test_recv_line_that_loses_the_next_line_is_told_why():
+    assert_fails_saying(exercises.check_recv_line(recv_line_reads_a_block, quiet=True), "more than one line")
+
+
+def my_sendall(sock, data):
+    view = memoryview(data)
+    while view:
+        view = view[sock.send(view) :]
+
+
+def sendall_one_send(sock, data):
+    sock.send(data)
+
+
+def test_sendall_passes():
+    assert_passes(exercises.check_sendall(my_sendall, quiet=True))
+
+
+def test_sendall_with_one_send_is_told_that_send_takes_part():
+    assert_fails_saying(exercises.check_sendall(sendall_one_send, quiet=True), "bytes arrived", "in a loop")
+
+
+def test_sendall_that_calls_sendall_is_caught():
+    result = exercises.check_sendall(lambda sock, data: sock.sendall(data), quiet=True)
+    assert_fails_saying(result, "sock.sendall", "sock.send")
+
+
+# -- decoders ---------------------------------------------------------------------------------
+
+
+class LineDecoder:
+    def __init__(self):
+        self.buffer = b""
+
+    def feed(self, data):
+        self.buffer += data
+
+    def lines(self):
+        *done, self.buffer = self.buffer.split(b"\n")
+        return done
+
+
+class OneRecvOneMessage:
+    """Assumes every piece is whole lines."""
+
+    def __init__(self):
+        self.ready = []
+
+    def feed(self, data):
+        self.ready += data.split(b"\n")[:-1]
+
+    def lines(self):
+        ready, self.ready = self.ready, []
+        return ready
+
+
+def test_line_decoder_passes():
+    assert_passes(exercises.check_line_decoder(LineDecoder, quiet=True))
+
+
+def test_line_decoder_that_takes_a_piece_for_lines_is_told_to_buffer():
+    assert_fails_saying(
+        exercises.check_line_decoder(OneRecvOneMessage, quiet=True), "buffer", "middle of a line"
+    )
+
+
+class LengthDecoder:
+    def __init__(self, max_size=65536):
+        self.max_size = max_size
+        self.buffer = b""
+
+    def feed(self, data):
+        self.buffer += data
+        if len(self.buffer) >= 4:
+            (size,) = struct.unpack("!I", self.buffer[:4])
+            if size > self.max_size:
+                raise ValueError(f"message of {size} bytes announced, limit {self.max_size}")
+
+    def messages(self):
+        out = []
+        while len(self.buffer) >= 4:
+            (size,) = struct.unpack("!I", self.buffer[:4])
+            if len(self.buffer) < 4 + size:
+                break
+            out.append(self.buffer[4 : 4 + size])
+            self.buffer = self.buffer[4 + size :]
+            self.feed(b"")  # check the next header too
+        return out
+
+
+class LengthDecoderWithoutLimit(LengthDecoder):
+    def feed(self, data):
+        self.buffer += data
+
+
+def test_length_decoder_passes():
+    assert_passes(exercises.check_length_decoder(LengthDecoder, quiet=True))
+
+
+def test_length_decoder_without_a_limit_is_told_to_refuse_huge_lengths():
+    result = exercises.check_length_decoder(LengthDecoderWithoutLimit, quiet=True)
+    assert_fails_saying(result, "4,000,000,000", "max_size")
+
+
+# -- threads ----------------------------------------------------------------------------------
+
+
+def receive_into(sock, inbox):
+    buffer = b""
+    while chunk := sock.recv(4096):
+        buffer += chunk
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            inbox.put(line.decode())
+    inbox.put(None)
+
+
+def receive_into_without_end(sock, inbox):
+    buffer = b""
+    while True:  # never notices b"": spins on, and never says the stream ended
+        buffer += sock.recv(4096)
+        *lines, buffer = buffer.split(b"\n")
+        for line in lines:
+            inbox.put(line.decode())
+        if sock.fileno() == -1:
+            return
+
+
+def test_receiver_passes():
+    assert_passes(exercises.check_receiver(receive_into, quiet=True))
+
+
+def test_receiver_that_never_says_the_end_is_told_to_put_none():
+    assert_fails_saying(exercises.check_receiver(receive_into_without_end, quiet=True), "None", "b''")
+
+
+class Counter:
+    def __init__(self):
+        self.value = 0
+        self.lock = threading.Lock()
+
+    def increment(self, pause):
+        with self.lock:
+            current = self.value
+            pause()
+            self.value = current + 1
+
+
+class CounterWithoutLock:
+    def __init__(self):
+        self.value = 0
+
+    def increment(self, pause):
+        current = self.value
+        pause()
+        self.value = current + 1
+
+
+def test_counter_with_lock_passes():
+    assert_passes(exercises.check_counter(Counter, quiet=True))
+
+
+def test_counter_without_lock_is_told_about_the_race():
+    assert_fails_saying(exercises.check_counter(CounterWithoutLock, quiet=True), "race", "Lock")
+
+
+def swap(sock, data):
+    sender = threading.Thread(target=sock.sendall, args=(data,))
+    sender.start()
+    got = recv_exactly(sock, len(data))
+    sender.join()
+    return got
+
+
+def swap_send_first(sock, data):
+    sock.sendall(data)
+    return recv_exactly(sock, len(data))
+
+
+def test_swap_in_a_thread_passes():
+    assert_passes(exercises.check_swap(swap, quiet=True))
+
+
+def test_swap_that_sends_first_is_told_about_the_deadlock():
+    assert_fails_saying(exercises.check_swap(swap_send_first, quiet=True), "deadlock", "thread")
+
+
+# -- the room: a command and the greeter -------------------------------------------------------
+
+
+def roll(nick, arg, rng):
+    if not arg:
+        sides = 6
+    elif arg.isdigit() and 2 <= int(arg) <= 1000:
+        sides = int(arg)
+    else:
+        return "usage: /roll [SIDES], SIDES from 2 to 1000"
+    return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"
+
+
+def roll_trusting(nick, arg, rng):
+    sides = int(arg or 6)
+    return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"
+
+
+def test_roll_passes():
+    assert_passes(exercises.check_roll(roll, quiet=True))
+
+
+def test_roll_that_trusts_its_argument_is_told_to_check_it():
+    assert_fails_saying(exercises.check_roll(roll_trusting, quiet=True), "ValueError", "check the argument")
+
+
+def test_roll_that_forgets_the_top_face_is_told_randint_includes_it():
+    def roll_off_by_one(nick, arg, rng):
+        return f"{nick} rolls {rng.randrange(1, 6)}"
+
+    assert_fails_saying(exercises.check_roll(roll_off_by_one, quiet=True), "both ends")
+
+
+class QueueGreeter(Greeter):
+    def on_message(self, nick, text):
+        if "queue" in text.lower() and text.rstrip().endswith("?"):
+            return ["A queue hands items from one thread to another, safely and in order."]
+        return super().on_message(nick, text)
+
+
+class ForgetfulGreeter(Greeter):
+    def on_message(self, nick, text):
+        if "queue" in text.lower():
+            return ["A queue hands items from one thread to another."]
+        if text.lower().startswith("hello"):
+            return [f"Hello {nick}! 😊"]
+        return []
+
+
+def test_greeter_with_a_new_answer_passes():
+    assert_passes(exercises.check_greeter(QueueGreeter(), "what is a queue?", "thread", quiet=True))
+
+
+def test_greeter_that_was_not_taught_is_told_what_to_add():
+    assert_fails_saying(
+        exercises.check_greeter(Greeter(), "what is a queue?", "thread", quiet=True), "glossary"
+    )
+
+
+def test_greeter_that_forgot_the_rest_is_told_to_call_super():
+    result = exercises.check_greeter(ForgetfulGreeter(), "what is a queue?", "thread", quiet=True)
+    assert_fails_saying(result, "super()")
+
+
+# -- servers: a chopping room, a selectors echo server ------------------------------------------
+
+
+def read_lines(sock, count):
+    lines = []
+    with sock.makefile("r", encoding="utf-8") as stream:
+        while len(lines) < count:
+            lines.append(stream.readline().rstrip("\n"))
+    return lines
+
+
+def read_lines_one_recv_each(sock, count):
+    return [sock.recv(4096).decode("utf-8", "replace").rstrip("\n") for _ in range(count)]
+
+
+def test_client_on_a_chopping_server_passes():
+    assert_passes(exercises.check_chopped_client(read_lines, quiet=True))
+
+
+def test_client_taking_one_recv_for_one_line_is_told_why():
+    result = exercises.check_chopped_client(read_lines_one_recv_each, quiet=True)
+    assert_fails_saying(result, "one recv is not one line")
+
+
+def serve_echo(listener, stop):
+    with selectors.DefaultSelector() as selector:
+        listener.setblocking(False)
+        selector.register(listener, selectors.EVENT_READ)
+        while not stop.is_set():
+            for key, _ in selector.select(timeout=0.1):
+                if key.fileobj is listener:
+                    conn, _ = listener.accept()
+                    conn.setblocking(False)
+                    selector.register(conn, selectors.EVENT_READ)
+                    continue
+                data = key.fileobj.recv(4096)
+                if data:
+                    key.fileobj.sendall(data)
+                else:
+                    selector.unregister(key.fileobj)
+                    key.fileobj.close()
+        for key in list(selector.get_map().values()):
+            if key.fileobj is not listener:
+                key.fileobj.close()
+
+
+def serve_echo_one_at_a_time(listener, stop):
+    while not stop.is_set():
+        conn, _ = listener.accept()
+        with conn:
+            while data := conn.recv(4096):
+                conn.sendall(data)
+
+
+def test_selector_echo_passes():
+    assert_passes(exercises.check_selector_echo(serve_echo, quiet=True))
+
+
+def test_echo_server_that_serves_one_client_at_a_time_is_told_about_select():
+    result = exercises.check_selector_echo(serve_echo_one_at_a_time, quiet=True)
+    assert_fails_saying(result, "silent", "select")
+
+
+# -- nothing escapes ---------------------------------------------------------------------------
+
+
+def test_a_check_reports_a_surprise_instead_of_raising():
+    result = exercises.check_line_decoder(lambda: None, quiet=True)  # no feed() at all
+    assert_fails_saying(result, "AttributeError")
+
+
+def test_a_hanging_answer_is_reported_not_waited_for():
+    hang = threading.Event()
+    result = exercises.check_recv_line(lambda sock: hang.wait(), quiet=True)
+    assert_fails_saying(result, "still running")
+    hang.set()
+
+
+# -- the two programs ---------------------------------------------------------------------------
+
+pytest.importorskip("pexpect")
+
+BROKEN_CLIENT = """
+import socket, sys
+sock = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+print(sock.recv(1024).decode(), flush=True)   # prints the greeting, then only ever types
+while (text := input()) != "bye":
+    sock.sendall((text + "\\n").encode())
+"""
+
+
+def test_labchats_own_programs_pass_the_program_check():
+    assert_passes(exercises.check_chat_programs(classic("server"), classic("client"), quiet=True))
+
+
+def test_a_client_without_a_receiver_thread_is_told_to_use_one(tmp_path: Path):
+    client = tmp_path / "chat_client.py"
+    client.write_text(BROKEN_CLIENT, encoding="utf-8")
+    result = exercises.check_chat_programs(classic("server"), str(client), quiet=True)
+    assert_fails_saying(result, "while the client was typing", "second thread")
+    assert any("greeting arrived" in line for line in result.lines)
+
+
+def test_missing_programs_are_named():
+    result = exercises.check_chat_programs("no_such_server.py", "no_such_client.py", quiet=True)
+    assert_fails_saying(result, "no_such_server.py", "%%writefile")
+
+
+@pytest.mark.parametrize("chop", [False, True], ids=["plain", "chopping"])
+def test_labchats_own_client_joins_a_room(chop: bool):
+    result = exercises.check_client_in_room(classic("client"), chop=chop, quiet=True)
+    assert_passes(result)
+    assert any("bob: hi ada" in line for line in result.lines)
+
+
+def test_the_checks_leave_no_socket_open_in_this_process():
+    before = len(list(Path("/proc/self/fd").iterdir()))
+    exercises.check_recv_exactly(recv_exactly, quiet=True)
+    exercises.check_selector_echo(serve_echo, quiet=True)
+    assert len(list(Path("/proc/self/fd").iterdir())) <= before
