@@ -412,6 +412,8 @@ class Backplane:
         floor = self._high + MAXLEN if self._high else 0
         epoch, _ = redis_log.epoch(secrets.token_hex(8), floor, pack(self.sid, []))
         wiped = epoch != self._epoch
+        if wiped:
+            self._early.clear()  # what was delivered early is gone with the old log: it never comes back
         registered = redis_log.beat(self.ttl, self.nick_ttl, [])
         if not registered:
             redis_log.register(self.ttl)
