@@ -20,7 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from . import __version__, tls
+from . import __version__, tls, tutorials
 from .console import WireTap, use_color
 from .doctor import doctor
 from .joining import (
@@ -126,6 +126,14 @@ REPLAY_EXAMPLES = """\
 examples:
   labchat serve --log class.jsonl      write the transcript while the room runs
   labchat replay class.jsonl           read it afterwards
+"""
+
+
+TUTORIALS_EXAMPLES = """\
+examples:
+  labchat tutorials                    copy them into ./labchat-tutorials and open JupyterLab
+  labchat tutorials ~/lab --no-open    copy them into ~/lab and say how to open them
+  labchat tutorials --force            fresh copies, even of the notebooks you have changed
 """
 
 
@@ -289,6 +297,31 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("file", metavar="FILE")
     replay.add_argument("--no-color", action="store_true", help="no colours")
+
+    lessons = commands.add_parser(
+        "tutorials",
+        help="copy the tutorial notebooks into a folder and open them in JupyterLab",
+        description=(
+            "Copy the tutorial notebooks into DIR and open JupyterLab there, at the index. A notebook "
+            "you have changed is never replaced unless you say --force; one you have not touched is "
+            "brought up to date."
+        ),
+        epilog=TUTORIALS_EXAMPLES,
+        formatter_class=formatter,
+    )
+    lessons.add_argument(
+        "dir",
+        nargs="?",
+        default=tutorials.DEFAULT_FOLDER,
+        metavar="DIR",
+        help="where to (default: ./%(default)s)",
+    )
+    lessons.add_argument(
+        "--force", action="store_true", help="replace the notebooks you have changed (your changes are lost)"
+    )
+    lessons.add_argument(
+        "--no-open", action="store_true", help="only copy them, and print the command that opens them"
+    )
     return parser
 
 
@@ -412,12 +445,37 @@ def cmd_replay(args: argparse.Namespace, out: TextIO | None = None) -> int:
     return 0
 
 
+def cmd_tutorials(args: argparse.Namespace) -> int:
+    """``labchat tutorials``: copy the notebooks (keeping a learner's changes), then open JupyterLab."""
+    try:
+        report = tutorials.copy_tutorials(args.dir, force=args.force)
+    except tutorials.TutorialsError as exc:
+        raise Failure(str(exc)) from None
+    for line in tutorials.describe(report):
+        print(f"labchat: {line}")
+    folder, lab = report.folder, tutorials.lab_available()
+    missing = f"JupyterLab is not installed here; install it with: {tutorials.INSTALL_LAB}"
+    if not lab and not args.no_open:
+        raise Failure(f"{missing}, then open the notebooks with: {tutorials.open_command(folder)}")
+    if args.no_open:
+        if not lab:
+            print(f"labchat: {missing}")
+        print(f"open them with: {tutorials.open_command(folder)}")
+        return 0
+    print(f"labchat: opening JupyterLab in {folder} (Ctrl-C twice stops it)", flush=True)
+    try:
+        return tutorials.run_lab(folder)
+    except tutorials.TutorialsError as exc:
+        raise Failure(str(exc)) from None
+
+
 COMMANDS = {
     "serve": cmd_serve,
     "join": cmd_join,
     "doctor": cmd_doctor,
     "cert": cmd_cert,
     "replay": cmd_replay,
+    "tutorials": cmd_tutorials,
 }
 
 
