@@ -3,8 +3,10 @@
 One notebook hosts (a server in its kernel), a second joins it, and
 ``labchat join`` joins from a real pty. Each types into its own input; the
 test watches the others' views, checks that HTML sent as a message is shown
-as text, that the transcript keeps its newest line in sight, and saves a
-screenshot of the two panels side by side in test-artifacts/.
+as text, that the transcript keeps its newest line in sight, that the host's
+live table of connections gains a row as each guest joins (drawn by its timer,
+nobody asking), that "show the wire" shows the frames as escaped text, and saves
+a screenshot of the two panels side by side in test-artifacts/.
 
 Then code: a block typed line by line (Enter inside an open ``` block is a new
 line), a paste that stays whole until sent, a mention counted in the title
@@ -130,6 +132,9 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             port = int(re.search(r"127\.0\.0\.1:(\d+)", serving.inner_text()).group(1))
             howto = panel(page, "labchat host: teacher").locator(".lc-howto")
             expect(howto).to_contain_text(f"labchat join 127.0.0.1:{port} --nick NAME")
+            table_rows = panel(page, "labchat host: teacher").locator(".lc-conns tbody tr")
+            expect(table_rows).to_have_count(1)
+            expect(table_rows.first.locator("td").first).to_have_text("teacher")
 
             # The guest notebook, opened beside the host's. Its second cell keeps the kernel
             # busy until a word comes: what arrives meanwhile comes from the receiver thread.
@@ -147,6 +152,11 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             expect(panel(page, "labchat: ada").locator(".lc-status-ok")).to_contain_text(
                 f"connected to 127.0.0.1:{port} as ada", timeout=WAIT
             )
+            # The host's table follows by itself: its timer looks at the server once a second.
+            expect(table_rows).to_have_count(2)
+            ada_row = table_rows.filter(has=page.locator("td", has_text="ada"))
+            expect(ada_row.locator("td").nth(2)).to_have_text("json")
+            expect(ada_row.locator("td").nth(3)).to_have_text("for under a minute")
 
             start(page, "notebook:run-cell-and-select-next")
 
@@ -154,6 +164,8 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             terminal = Terminal(["labchat", "join", f"127.0.0.1:{port}", "--nick", "term"])
             terminal.wait_for("Welcome, term!")
             expect(panel(page, "labchat: ada").locator(".lc-users")).to_contain_text("term")
+            expect(table_rows).to_have_count(3)
+            expect(table_rows.filter(has=page.locator("td", has_text="term"))).to_have_count(1)
 
             type_into(page, "labchat host: teacher", "hello from the teacher")
             expect(transcript(page, "labchat: ada")).to_contain_text("teacher: hello from the teacher")
@@ -207,6 +219,7 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
             assert in_sight == [True, True]
 
             snapshot(page, ARTIFACTS / "panels-long-chat.png")
+            the_wire(page)
             chat_with_code(page, terminal)
         except BaseException:
             page.screenshot(path=str(ARTIFACTS / "browser-failure.png"))
@@ -219,6 +232,23 @@ def test_two_notebooks_and_a_terminal_chat_in_jupyterlab(tmp_path):
                 terminal.close()
             browser.close()
     assert dialogs == []  # no alert() ever ran
+
+
+def the_wire(page: Page) -> None:
+    """Ticking "show the wire" in ada's panel: what she sends next shows as its frames, escaped."""
+    guest_view = transcript(page, "labchat: ada")
+    wire_box = panel(page, "labchat: ada").locator(".lc-wire-box input[type=checkbox]")
+    expect(guest_view.locator(".lc-wire")).to_have_count(0)
+    wire_box.check()
+    type_into(page, "labchat: ada", "over the wire <img src=x onerror=alert(2)>")
+    sent = guest_view.locator(".lc-wire", has_text='-> {"type":"say","text":"over the wire <img')
+    expect(sent).to_have_count(1)
+    echo = guest_view.locator(".lc-event", has_text="ada: over the wire").locator("+ .lc-wire")
+    expect(echo).to_contain_text('<- {"type":"message","sender":"ada","text":"over the wire <img')
+    assert guest_view.locator("img").count() == 0
+    snapshot(page, ARTIFACTS / "panels-wire.png")
+    wire_box.uncheck()
+    expect(guest_view.locator(".lc-wire")).to_have_count(0)
 
 
 def chat_with_code(page: Page, terminal: Terminal) -> None:

@@ -21,23 +21,13 @@ from ..server import Connection
 # Seconds between two looks at the server's figures: live enough to watch, cheap to leave on.
 TICK = 1.0
 
-COLUMNS = (
-    "who",
-    "address",
-    "mode",
-    "connected",
-    "bytes in",
-    "bytes out",
-    "messages in",
-    "messages out",
-    "queued",
-)
+COLUMNS = ("who", "address", "mode", "connected", "bytes in", "bytes out", "msgs in", "msgs out", "queued")
 TIPS = {
     "mode": "json: a program; text: a person typing, as on netcat",
     "bytes in": "bytes received from this connection",
     "bytes out": "bytes sent to it",
-    "messages in": "lines it sent after its hello",
-    "messages out": "events the server queued for it",
+    "msgs in": "messages in: lines it sent after its hello",
+    "msgs out": "messages out: events the server queued for it",
     "queued": "bytes waiting for it to read: a growing number is a reader falling behind",
 }
 
@@ -89,8 +79,8 @@ def table_html(connections: Sequence[Connection], now: float) -> str:
     count = len(connections)
     caption = f"{count} connection" + ("" if count == 1 else "s")
     return (
-        f'<table class="lc-conns"><caption>{caption}</caption><thead><tr>{head}</tr></thead>'
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f'<div class="lc-conns-box"><table class="lc-conns"><caption>{caption}</caption>'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
     )
 
 

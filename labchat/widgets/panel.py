@@ -135,7 +135,7 @@ class ChatPanel(widgets.VBox):
             description="show the wire",
             tooltip=WIRE_TIP,
             indent=False,
-            layout=widgets.Layout(width="auto"),
+            layout=widgets.Layout(width="auto", margin="2px 18px 0 0"),
         )
         self.wire_box.add_class("lc-wire-box")
         self.wire_box.observe(self._on_wire_box_value, names="value")

@@ -59,13 +59,13 @@ class ServerPanel(ChatPanel):
         self.join_command = ""
         self.join_code = ""
         self._bind_host = "127.0.0.1"
-        self.connections_table = widgets.HTML()
+        self.connections_table = widgets.HTML(layout=widgets.Layout(width="100%", overflow="auto"))
         self.connections_box = widgets.Checkbox(
             value=True,
             description="show connections",
             tooltip="who is connected, from where, since when, and the bytes and lines each has moved",
             indent=False,
-            layout=widgets.Layout(width="auto"),
+            layout=widgets.Layout(width="auto", margin="2px 18px 0 0"),
         )
         self.connections_box.observe(self._on_connections_box_value, names="value")
         self._ticker: Ticker | None = None

@@ -54,9 +54,10 @@ mark.lc-mention { background: #ffe27a; color: inherit; font-weight: 600; border-
 .lc-unread { background: #e0b000; color: #fff; border-radius: 9px; padding: 0 7px; font-size: 0.85em;
   font-weight: 600; }
 .lc-input textarea { font-family: var(--jp-code-font-family, monospace); resize: vertical; }
-.lc-conns { border-collapse: collapse; font-size: 0.85em; margin: 2px 0 4px 0; }
+.lc-conns-box { overflow-x: auto; max-width: 100%; }
+.lc-conns { border-collapse: collapse; font-size: 0.8em; margin: 2px 0 4px 0; }
 .lc-conns caption { text-align: left; font-weight: 600; padding-bottom: 2px; }
-.lc-conns th, .lc-conns td { padding: 1px 8px; border-bottom: 1px solid #e4e4e4; text-align: left;
+.lc-conns th, .lc-conns td { padding: 1px 5px; border-bottom: 1px solid #e4e4e4; text-align: left;
   white-space: nowrap; }
 .lc-conns td:nth-child(n+5) { text-align: right; font-variant-numeric: tabular-nums; }
 .lc-off { color: #909090; }
