@@ -443,14 +443,18 @@ class ChatPanel(widgets.VBox):
         if events:
             self._draw_soon()
 
-    def _draw_soon(self) -> None:
-        """Redraw now, or once REDRAW_INTERVAL has passed since the last redraw."""
+    def _draw_soon(self, *, elsewhere: bool = False) -> None:
+        """Redraw now, or once REDRAW_INTERVAL has passed since the last redraw.
+
+        ``elsewhere``: always on the redraw timer's thread, never this one (a caller that
+        may hold a client's lock must not wait for the widget lock).
+        """
         with self._lock:
             if self._redraw is not None:
                 return  # already due: it will draw these events too
             wait = self._last_draw + REDRAW_INTERVAL - time.monotonic()
-            if wait > 0:
-                self._redraw = threading.Timer(wait, self._draw_due)
+            if wait > 0 or elsewhere:
+                self._redraw = threading.Timer(max(0.0, wait), self._draw_due)
                 self._redraw.name = f"labchat-panel-{self.nick}"
                 self._redraw.daemon = True
                 self._redraw.start()
@@ -499,7 +503,7 @@ class ChatPanel(widgets.VBox):
                 line = line.replace(self._hidden, b"(hidden)")
             now = self._wire.add(direction, line)
         if now:  # a frame that carries an event is drawn with that event, a moment later
-            self._draw_soon()
+            self._draw_soon(elsewhere=True)  # the client may hold its send lock while it taps
 
     # -- the input (the kernel's main thread) --------------------------------------------
 
