@@ -477,3 +477,39 @@ def test_the_checks_leave_no_socket_open_in_this_process():
     exercises.check_recv_exactly(recv_exactly, quiet=True)
     exercises.check_selector_echo(serve_echo, quiet=True)
     assert len(list(Path("/proc/self/fd").iterdir())) <= before
+
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "05.1-The-Classic-Two-Program-Chat.ipynb"
+
+
+def written_by(tag: str) -> dict[str, str]:
+    """The files the notebook's %%writefile cells with this tag write: {name: text}."""
+    import nbformat
+
+    files = {}
+    for cell in nbformat.read(NOTEBOOK, as_version=4).cells:
+        if tag in cell.metadata.get("tags", []) and cell.source.startswith("%%writefile"):
+            first, _, body = cell.source.partition("\n")
+            files[first.split()[1]] = body + "\n"
+    return files
+
+
+def test_the_notebooks_worked_answers_are_labchats_own_programs():
+    answers = written_by("solution")
+    assert set(answers) == {"chat_server.py", "chat_client.py"}
+    for name, text in answers.items():
+        own = classic_text(name.removeprefix("chat_").removesuffix(".py"))
+        assert text.partition("\n")[2].strip() == own.split('"""\n', 1)[1].strip(), name
+
+
+def test_the_notebooks_starters_are_not_yet_and_say_why(tmp_path: Path):
+    for name, text in written_by("exercise").items():
+        (tmp_path / name).write_text(text, encoding="utf-8")
+    result = exercises.check_chat_programs(
+        str(tmp_path / "chat_server.py"), str(tmp_path / "chat_client.py"), quiet=True
+    )
+    assert_fails_saying(result, "listening on port")
+
+
+def classic_text(which: str) -> str:
+    return Path(classic(which)).read_text(encoding="utf-8")

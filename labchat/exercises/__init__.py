@@ -16,12 +16,13 @@ from .framing import (
     check_sendall,
 )
 from .ipytests import use_ipytest
-from .programs import check_chat_programs, check_client_in_room, have_pexpect
+from .programs import ClientInTerminal, check_chat_programs, check_client_in_room, classic, have_pexpect
 from .room import check_greeter, check_roll
 from .servers import check_chopped_client, check_selector_echo
 from .threads import check_counter, check_receiver, check_swap
 
 __all__ = [
+    "ClientInTerminal",
     "Result",
     "check_chat_programs",
     "check_chopped_client",
@@ -37,6 +38,7 @@ __all__ = [
     "check_selector_echo",
     "check_sendall",
     "check_swap",
+    "classic",
     "have_pexpect",
     "use_ipytest",
 ]

@@ -175,7 +175,7 @@ def check_chat_programs(
         listening = host.expect(r"port (\d+)")
         if not listening:
             feedback.not_yet(
-                f"{server} did not say which port it listens on (it printed {host.seen[-3:]!r})",
+                f"{server} did not say which port it listens on (its last words: {host.seen[-1:]!r})",
                 "print(f'listening on port {listener.getsockname()[1]}', flush=True) once bound: "
                 "started with port 0, the system picks a free port, and only your server knows which",
             )
@@ -328,3 +328,37 @@ def check_client_in_room(feedback: Feedback, client: str = "chat_client.py", *, 
 def _say(client: Any, text: str) -> bool:
     client.send(text)
     return True
+
+
+class ClientInTerminal:
+    """A chat client program running in a terminal of its own: type into it, read what it shows.
+
+    ``with ClientInTerminal("chat_client.py", host, port) as ada:`` then ``ada.type("hi")``
+    and ``ada.shows("bob:")``, which returns the whole line holding those words (or says
+    it did not appear). Closing ends the program if it is still running.
+    """
+
+    def __init__(self, program: str, host: str, port: int) -> None:
+        self.child = spawn_client(program, host, port)
+
+    def type(self, line: str) -> None:
+        """Type ``line`` and press Enter."""
+        self.child.sendline(line)
+
+    def shows(self, words: str, timeout: float = WAIT) -> str:
+        """The next line on the screen that holds ``words``."""
+        found = _shows(self.child, rf"[^\r\n]*{re.escape(words)}[^\r\n]*", timeout)
+        return found.strip() if found else f"(nothing holding {words!r} appeared within {timeout:g} s)"
+
+    def ended(self, timeout: float = WAIT) -> bool:
+        """Whether the program has ended (waiting for it up to ``timeout`` seconds)."""
+        return _client_ended(self.child, timeout)
+
+    def close(self) -> None:
+        _stop_client(self.child)
+
+    def __enter__(self) -> ClientInTerminal:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
