@@ -485,6 +485,18 @@ def test_ticking_the_wire_later_shows_lines_from_then_on_and_unticking_forgets_t
     assert panel.wire_lines() == [] and wire_divs(panel) == []
 
 
+def test_a_refusal_shows_on_the_wire_too(server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="ada"):
+        panel = join("127.0.0.1", port, nick="ada", wire=True)
+    assert panel.state == "failed" and "could not join" in panel.status
+    lines = panel.wire_lines()
+    assert lines[0].startswith("<- labchat/1 ") and json.loads(lines[1][3:])["nick"] == "ada"
+    refusal = json.loads(lines[2][3:])
+    assert (refusal["type"], refusal["code"]) == ("error", "nick-taken")
+    assert wire_divs(panel) == [html_of(line) for line in lines]
+
+
 def test_the_wire_keeps_as_few_lines_as_the_transcript(server):
     port = server.address[1]
     panel = join("127.0.0.1", port, nick="ada", wire=True, max_lines=20)
