@@ -63,7 +63,10 @@ def _read_record(folder: Path) -> dict[str, str]:
         record = json.loads((folder / RECORD).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}  # no record (or a broken one): every copy that differs counts as the learner's
-    return {k: v for k, v in record.get("notebooks", {}).items() if isinstance(v, str)}
+    notebooks = record.get("notebooks") if isinstance(record, dict) else None
+    if not isinstance(notebooks, dict):
+        return {}
+    return {k: v for k, v in notebooks.items() if isinstance(v, str)}
 
 
 def _write(path: Path, data: bytes) -> None:

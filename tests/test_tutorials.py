@@ -96,6 +96,16 @@ def test_a_file_of_the_same_name_already_there_counts_as_the_learners(tmp_path, 
     assert "kept 1 notebook you have changed: 00-Index.ipynb" in capsys.readouterr().out
 
 
+def test_a_broken_record_makes_every_different_copy_the_learners(tmp_path, capsys):
+    main(["tutorials", str(tmp_path), "--no-open"])
+    (tmp_path / RECORD).write_text("[1, 2]", encoding="utf-8")
+    (tmp_path / NOTEBOOKS[0]).write_text("{}", encoding="utf-8")
+    capsys.readouterr()
+    assert main(["tutorials", str(tmp_path), "--no-open"]) == 0
+    assert (tmp_path / NOTEBOOKS[0]).read_text(encoding="utf-8") == "{}"
+    assert f"kept 1 notebook you have changed: {NOTEBOOKS[0]}" in capsys.readouterr().out
+
+
 def test_force_replaces_the_changed_ones(tmp_path, capsys):
     main(["tutorials", str(tmp_path), "--no-open"])
     for name in NOTEBOOKS[:2]:
@@ -177,6 +187,25 @@ def test_help_says_what_it_does_and_what_it_keeps(capsys):
     assert "tutorials" in capsys.readouterr().out
 
 
+def lab_contents(runtime: Path, lab: subprocess.Popen, log: Path) -> tuple[dict, list[str]]:
+    """Once the JupyterLab that ``lab`` started answers: its server file and the names in its folder.
+
+    The server says it is up only by writing ``jpserver-PID.json`` (which may be read half written)
+    and then by answering, so this asks until both have happened, for 60 s at most.
+    """
+    deadline = time.monotonic() + 60
+    while True:
+        assert lab.poll() is None, f"JupyterLab stopped:\n{log.read_text()}"
+        assert time.monotonic() < deadline, f"JupyterLab did not answer within 60 s:\n{log.read_text()}"
+        try:
+            server = json.loads(next(runtime.glob("jpserver-*.json")).read_text(encoding="utf-8"))
+            contents = f"{server['url']}api/contents?token={server['token']}"
+            with urllib.request.urlopen(contents, timeout=10) as reply:
+                return server, sorted(item["name"] for item in json.load(reply)["content"])
+        except (StopIteration, ValueError, KeyError, OSError):
+            time.sleep(0.1)
+
+
 @pytest.mark.skipif(importlib.util.find_spec("jupyterlab") is None, reason="needs JupyterLab")
 def test_it_opens_jupyterlab_in_the_folder(tmp_path):
     """A real JupyterLab, started by the command in the folder it copied to (no browser: config says so)."""
@@ -202,19 +231,8 @@ def test_it_opens_jupyterlab_in_the_folder(tmp_path):
         start_new_session=True,
     )
     try:
-        deadline = time.monotonic() + 60
-        while (
-            not list(runtime.glob("jpserver-*.json")) and lab.poll() is None and time.monotonic() < deadline
-        ):
-            time.sleep(0.1)  # the server says it is up only by writing this file
-        found = list(runtime.glob("jpserver-*.json"))
-        assert found, f"JupyterLab did not start:\n{(tmp_path / 'lab.log').read_text()}"
-        server = json.loads(found[0].read_text(encoding="utf-8"))
+        server, listed = lab_contents(runtime, lab, tmp_path / "lab.log")
         assert Path(server["root_dir"]).resolve() == (tmp_path / "lab").resolve()
-        with urllib.request.urlopen(
-            f"{server['url']}api/contents?token={server['token']}", timeout=10
-        ) as reply:
-            listed = sorted(item["name"] for item in json.load(reply)["content"])
         assert [n for n in listed if n.endswith(".ipynb")] == NOTEBOOKS
     finally:
         if lab.poll() is None:
