@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import selectors
 import struct
+import sys
 import threading
 from pathlib import Path
 
@@ -513,3 +514,50 @@ def test_the_notebooks_starters_are_not_yet_and_say_why(tmp_path: Path):
 
 def classic_text(which: str) -> str:
     return Path(classic(which)).read_text(encoding="utf-8")
+
+
+def test_without_pexpect_the_program_check_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "pexpect", None)  # as on a machine where it is not installed
+    result = exercises.check_chat_programs(classic("server"), classic("client"))
+    assert_fails_saying(result, "pip install pexpect")
+    assert "Traceback" not in capsys.readouterr().out
+
+
+def test_without_ipytest_use_ipytest_says_what_to_install(monkeypatch, capsys):
+    monkeypatch.setitem(sys.modules, "ipytest", None)
+    assert exercises.use_ipytest() is False
+    assert "pip install ipytest" in capsys.readouterr().out
+
+
+FAILING_CELL = """%%ipytest
+from labchat import exercises
+
+
+def recv_exactly(sock, n):
+    return sock.recv(n)
+
+
+def test_recv_exactly():
+    result = exercises.check_recv_exactly(recv_exactly, quiet=True)
+    assert result.passed, str(result)
+"""
+
+
+def test_a_failing_ipytest_cell_prints_the_hint_and_the_notebook_goes_on(tmp_path: Path):
+    """In a real kernel: pytest's report holds the check's hint, and no error stops the next cell."""
+    pytest.importorskip("ipytest")
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("from labchat import exercises\nready = exercises.use_ipytest()"),
+        nbformat.v4.new_code_cell(FAILING_CELL),
+        nbformat.v4.new_code_cell("print('still running')"),
+    ]
+    where = {"metadata": {"path": str(tmp_path)}}
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources=where).execute()
+    report = "".join(out.get("text", "") for out in nb.cells[1].outputs)
+    assert "FAILED" in report and "hint: one recv gives what has arrived so far" in report
+    assert all(out.output_type != "error" for cell in nb.cells for out in cell.outputs)
+    assert nb.cells[2].outputs[0].text == "still running\n"
