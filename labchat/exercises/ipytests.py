@@ -8,6 +8,12 @@ The rule it keeps: a failing test prints its report and never stops the notebook
 
 from __future__ import annotations
 
+import os
+
+# pytest pads '[100%]' to the terminal's width, which a kernel has none of: pin it, so a passing
+# check prints the same on every machine.
+WIDTH = "80"
+
 # -qq: dots only; no colour codes in stored outputs; no .pytest_cache beside the notebook.
 ADDOPTS = ["-qq", "--color=no", "-p", "no:cacheprovider"]
 
@@ -21,5 +27,6 @@ def use_ipytest() -> bool:
             "not yet: ipytest is not installed; hint: pip install ipytest (or pip install labchat[jupyter])"
         )
         return False
+    os.environ["COLUMNS"] = WIDTH
     ipytest.autoconfig(raise_on_error=False, addopts=ADDOPTS)
     return True
