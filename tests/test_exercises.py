@@ -561,3 +561,20 @@ def test_a_failing_ipytest_cell_prints_the_hint_and_the_notebook_goes_on(tmp_pat
     assert "FAILED" in report and "hint: one recv gives what has arrived so far" in report
     assert all(out.output_type != "error" for cell in nb.cells for out in cell.outputs)
     assert nb.cells[2].outputs[0].text == "still running\n"
+
+
+def test_the_notebook_without_its_answers_says_not_yet_and_goes_on_with_labchats_programs():
+    """Only the starters run: no error anywhere, 'not yet' from the check, and the room still works."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    nb = nbformat.read(NOTEBOOK, as_version=4)
+    nb.cells = [c for c in nb.cells if "solution" not in c.metadata.get("tags", [])]
+    where = {"metadata": {"path": str(NOTEBOOK.parent)}}
+    NotebookClient(nb, timeout=60, kernel_name="python3", resources=where).execute()
+    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
+    assert all(out.output_type != "error" for out in outputs)
+    shown = "".join(out.get("text", "") for out in outputs)
+    assert "not yet: " in shown and "hint: " in shown
+    assert "the cells below use labchat's own chat_client.py" in shown
+    assert "ok: bye left the room and ended the client" in shown
