@@ -54,10 +54,21 @@ PATH: list[tuple[str, int, str]] = [
         "one thread listens, one sends; a race and a deadlock to spot; locks; slow readers",
     ),
     (
+        "05.1-The-Classic-Two-Program-Chat.ipynb",
+        30,
+        "write the classic chat server and client yourself, chat between two terminals, then join labchat",
+    ),
+    (
         "06-The-Labchat-Server-And-Client.ipynb",
         20,
         "`ChatServer` and `ChatClient`: several people, commands, history, the greeter, `bye`, netcat; "
         "one room on two engines",
+    ),
+    (
+        "06.1-One-Thread-For-Everyone.ipynb",
+        25,
+        "`select` and `selectors`: one thread serves many; the call that stalls a loop; "
+        "both engines with 1,000 idle clients; the GIL",
     ),
     (
         "07-Chat-Panels.ipynb",
