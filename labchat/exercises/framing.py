@@ -120,6 +120,9 @@ def check_sendall(feedback: Feedback, my_sendall: Callable[[socket.socket, bytes
     # With a timeout set, each send takes only what fits in the buffers right now: a big
     # payload then needs many sends, as it does on a busy network.
     mine.settimeout(5)
+    # Small kernel buffers on both ends: otherwise Linux may grow them to take 4 MB in one send.
+    mine.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
+    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
     data = bytes(range(256)) * 16_000  # 4 MB
     received = bytearray()
 
