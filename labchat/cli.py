@@ -138,7 +138,7 @@ examples:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``labchat`` argument parser with its five commands."""
+    """The ``labchat`` argument parser with its six commands."""
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(
         prog="labchat",
