@@ -106,20 +106,13 @@ def room(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def shared(engine: type[ChatServer], room: str) -> Iterator[Callable[..., ChatServer]]:
+def shared(make_server: Callable[..., ChatServer], room: str) -> Callable[..., ChatServer]:
     """``shared(url, **kw)``: an ``engine`` server in room ``room`` through the Redis at ``url``."""
-    servers: list[ChatServer] = []
 
     def make(url: str, **kwargs: object) -> ChatServer:
-        options = {"host": "127.0.0.1", "port": 0, "rate": None, "hello_timeout": 2.0, "bot": False}
-        server = engine(**{**options, **kwargs}, backplane=url, room=room)
-        server.start()
-        servers.append(server)
-        return server
+        return make_server(**{"bot": False, **kwargs}, backplane=url, room=room)
 
-    yield make
-    for server in reversed(servers):
-        server.close()
+    return make
 
 
 @pytest.fixture
