@@ -24,6 +24,7 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterable
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -211,11 +212,11 @@ def table(results: dict[str, dict[str, list[dict]]]) -> tuple[str, dict]:
     return "\n".join(lines), summary
 
 
-def failures(results: dict[str, dict[str, list[dict]]]) -> list[str]:
+def failures(results: dict[str, dict[str, list[dict]]], engines: Iterable[str] = LABCHAT) -> list[str]:
     """What makes the run fail: a labchat engine that lost a message or cut off a reader that read."""
     out = []
     for name, by_engine in results.items():
-        for e in LABCHAT:
+        for e in engines:
             for r in by_engine.get(e, []):
                 if r["lost"]:
                     out.append(f"{name} on {e}: {r['lost']} messages lost")

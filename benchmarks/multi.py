@@ -25,7 +25,7 @@ import sys
 import time
 
 from . import scenarios
-from .fanout import machine, median_of, summarise
+from .fanout import failures, machine, median_of, summarise
 from .loadgen import Spec
 from .scenarios import SMOKE, Run, Shape, _split
 from .servers import ENGINES, Engine, raise_nofile
@@ -120,7 +120,6 @@ def main(argv: list[str] | None = None) -> int:
                     flush=True,
                 )
     lines = [f"{'scenario':17} {'figure':14} {'one server':>12} {'two, shared':>12} {'ratio':>7}  lost"]
-    failed = []
     for name, by_engine in results.items():
         rows = ROWS.get(name, ROWS["fanout"])
         lost = "/".join(str(sum(r["lost"] for r in by_engine[e])) for e in PAIR)
@@ -131,12 +130,7 @@ def main(argv: list[str] | None = None) -> int:
             lines.append(
                 f"{head:17} {label:14} {_show(key, one):>12} {_show(key, two):>12} {ratio:>7}  {tail}"
             )
-        for e in PAIR:
-            for r in by_engine[e]:
-                if r["lost"]:
-                    failed.append(f"{name} on {e}: {r['lost']} messages lost")
-                if r.get("cut_off"):
-                    failed.append(f"{name} on {e}: {r['cut_off']} readers that kept reading were cut off")
+    failed = failures(results, PAIR)
     print("\n".join(lines))
     report = {
         "machine": machine(),
