@@ -7,8 +7,6 @@ we assert on the Result it returns: ``passed``, and a hint that names the proble
 
 from __future__ import annotations
 
-import selectors
-import struct
 import sys
 import threading
 from pathlib import Path
@@ -17,6 +15,19 @@ import pytest
 
 from labchat import exercises
 from labchat.bot import Greeter
+from labchat.exercises.answers import (
+    Counter,
+    LengthDecoder,
+    LineDecoder,
+    my_sendall,
+    read_lines,
+    receive_into,
+    recv_exactly,
+    recv_line,
+    roll,
+    serve_echo,
+    swap,
+)
 from labchat.exercises.programs import classic
 
 
@@ -39,16 +50,6 @@ def assert_fails_saying(result: exercises.Result, *words: str) -> None:
 
 
 # -- recv_exactly, recv_line, sendall -----------------------------------------------------------
-
-
-def recv_exactly(sock, n):
-    data = b""
-    while len(data) < n:
-        chunk = sock.recv(n - len(data))
-        if not chunk:
-            raise EOFError(f"socket closed with {n - len(data)} bytes left")
-        data += chunk
-    return data
 
 
 def recv_exactly_one_recv(sock, n):
@@ -83,16 +84,6 @@ def test_recv_exactly_that_returns_short_is_told_about_eof():
     assert result.lines[0].startswith("ok: ")  # what works is said too
 
 
-def recv_line(sock):
-    data = b""
-    while not data.endswith(b"\n"):
-        byte = sock.recv(1)
-        if not byte:
-            raise EOFError("socket closed in the middle of a line")
-        data += byte
-    return data[:-1]
-
-
 def recv_line_reads_a_block(sock):
     data = b""
     while b"\n" not in data:
@@ -109,12 +100,6 @@ def test_recv_line_passes():
 
 def test_recv_line_that_loses_the_next_line_is_told_why():
     assert_fails_saying(exercises.check_recv_line(recv_line_reads_a_block, quiet=True), "more than one line")
-
-
-def my_sendall(sock, data):
-    view = memoryview(data)
-    while view:
-        view = view[sock.send(view) :]
 
 
 def sendall_one_send(sock, data):
@@ -135,18 +120,6 @@ def test_sendall_that_calls_sendall_is_caught():
 
 
 # -- decoders ---------------------------------------------------------------------------------
-
-
-class LineDecoder:
-    def __init__(self):
-        self.buffer = b""
-
-    def feed(self, data):
-        self.buffer += data
-
-    def lines(self):
-        *done, self.buffer = self.buffer.split(b"\n")
-        return done
 
 
 class OneRecvOneMessage:
@@ -173,30 +146,6 @@ def test_line_decoder_that_takes_a_piece_for_lines_is_told_to_buffer():
     )
 
 
-class LengthDecoder:
-    def __init__(self, max_size=65536):
-        self.max_size = max_size
-        self.buffer = b""
-
-    def feed(self, data):
-        self.buffer += data
-        if len(self.buffer) >= 4:
-            (size,) = struct.unpack("!I", self.buffer[:4])
-            if size > self.max_size:
-                raise ValueError(f"message of {size} bytes announced, limit {self.max_size}")
-
-    def messages(self):
-        out = []
-        while len(self.buffer) >= 4:
-            (size,) = struct.unpack("!I", self.buffer[:4])
-            if len(self.buffer) < 4 + size:
-                break
-            out.append(self.buffer[4 : 4 + size])
-            self.buffer = self.buffer[4 + size :]
-            self.feed(b"")  # check the next header too
-        return out
-
-
 class LengthDecoderWithoutLimit(LengthDecoder):
     def feed(self, data):
         self.buffer += data
@@ -212,16 +161,6 @@ def test_length_decoder_without_a_limit_is_told_to_refuse_huge_lengths():
 
 
 # -- threads ----------------------------------------------------------------------------------
-
-
-def receive_into(sock, inbox):
-    buffer = b""
-    while chunk := sock.recv(4096):
-        buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
-        for line in lines:
-            inbox.put(line.decode())
-    inbox.put(None)
 
 
 def receive_into_without_end(sock, inbox):
@@ -243,18 +182,6 @@ def test_receiver_that_never_says_the_end_is_told_to_put_none():
     assert_fails_saying(exercises.check_receiver(receive_into_without_end, quiet=True), "None", "b''")
 
 
-class Counter:
-    def __init__(self):
-        self.value = 0
-        self.lock = threading.Lock()
-
-    def increment(self, pause):
-        with self.lock:
-            current = self.value
-            pause()
-            self.value = current + 1
-
-
 class CounterWithoutLock:
     def __init__(self):
         self.value = 0
@@ -273,14 +200,6 @@ def test_counter_without_lock_is_told_about_the_race():
     assert_fails_saying(exercises.check_counter(CounterWithoutLock, quiet=True), "race", "Lock")
 
 
-def swap(sock, data):
-    sender = threading.Thread(target=sock.sendall, args=(data,))
-    sender.start()
-    got = recv_exactly(sock, len(data))
-    sender.join()
-    return got
-
-
 def swap_send_first(sock, data):
     sock.sendall(data)
     return recv_exactly(sock, len(data))
@@ -295,16 +214,6 @@ def test_swap_that_sends_first_is_told_about_the_deadlock():
 
 
 # -- the room: a command and the greeter -------------------------------------------------------
-
-
-def roll(nick, arg, rng):
-    if not arg:
-        sides = 6
-    elif arg.isdigit() and 2 <= int(arg) <= 1000:
-        sides = int(arg)
-    else:
-        return "usage: /roll [SIDES], SIDES from 2 to 1000"
-    return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"
 
 
 def roll_trusting(nick, arg, rng):
@@ -361,14 +270,6 @@ def test_greeter_that_forgot_the_rest_is_told_to_call_super():
 # -- servers: a chopping room, a selectors echo server ------------------------------------------
 
 
-def read_lines(sock, count):
-    lines = []
-    with sock.makefile("r", encoding="utf-8") as stream:
-        while len(lines) < count:
-            lines.append(stream.readline().rstrip("\n"))
-    return lines
-
-
 def read_lines_one_recv_each(sock, count):
     return [sock.recv(4096).decode("utf-8", "replace").rstrip("\n") for _ in range(count)]
 
@@ -380,28 +281,6 @@ def test_client_on_a_chopping_server_passes():
 def test_client_taking_one_recv_for_one_line_is_told_why():
     result = exercises.check_chopped_client(read_lines_one_recv_each, quiet=True)
     assert_fails_saying(result, "one recv is not one line")
-
-
-def serve_echo(listener, stop):
-    with selectors.DefaultSelector() as selector:
-        listener.setblocking(False)
-        selector.register(listener, selectors.EVENT_READ)
-        while not stop.is_set():
-            for key, _ in selector.select(timeout=0.1):
-                if key.fileobj is listener:
-                    conn, _ = listener.accept()
-                    conn.setblocking(False)
-                    selector.register(conn, selectors.EVENT_READ)
-                    continue
-                data = key.fileobj.recv(4096)
-                if data:
-                    key.fileobj.sendall(data)
-                else:
-                    selector.unregister(key.fileobj)
-                    key.fileobj.close()
-        for key in list(selector.get_map().values()):
-            if key.fileobj is not listener:
-                key.fileobj.close()
 
 
 def serve_echo_one_at_a_time(listener, stop):
@@ -561,20 +440,3 @@ def test_a_failing_ipytest_cell_prints_the_hint_and_the_notebook_goes_on(tmp_pat
     assert "FAILED" in report and "hint: one recv gives what has arrived so far" in report
     assert all(out.output_type != "error" for cell in nb.cells for out in cell.outputs)
     assert nb.cells[2].outputs[0].text == "still running\n"
-
-
-def test_the_notebook_without_its_answers_says_not_yet_and_goes_on_with_labchats_programs():
-    """Only the starters run: no error anywhere, 'not yet' from the check, and the room still works."""
-    import nbformat
-    from nbclient import NotebookClient
-
-    nb = nbformat.read(NOTEBOOK, as_version=4)
-    nb.cells = [c for c in nb.cells if "solution" not in c.metadata.get("tags", [])]
-    where = {"metadata": {"path": str(NOTEBOOK.parent)}}
-    NotebookClient(nb, timeout=60, kernel_name="python3", resources=where).execute()
-    outputs = [out for cell in nb.cells if cell.cell_type == "code" for out in cell.outputs]
-    assert all(out.output_type != "error" for out in outputs)
-    shown = "".join(out.get("text", "") for out in outputs)
-    assert "not yet: " in shown and "hint: " in shown
-    assert "the cells below use labchat's own chat_client.py" in shown
-    assert "ok: bye left the room and ended the client" in shown

@@ -7,6 +7,8 @@ deadline, and prints one line per finding: ``ok: ...`` for what works and
 ``Result`` (``passed``, ``lines``), so a cell or a test can act on it.
 """
 
+from . import answers
+from .answers import yours_or_ours
 from .feedback import Result
 from .framing import (
     check_length_decoder,
@@ -22,6 +24,7 @@ from .servers import check_chopped_client, check_selector_echo
 from .threads import check_counter, check_receiver, check_swap
 
 __all__ = [
+    "answers",
     "ClientInTerminal",
     "Result",
     "check_chat_programs",
@@ -41,4 +44,5 @@ __all__ = [
     "classic",
     "have_pexpect",
     "use_ipytest",
+    "yours_or_ours",
 ]
