@@ -8,7 +8,9 @@ deadline, and prints one line per finding: ``ok: ...`` for what works and
 """
 
 from . import answers
+from .alive import check_keep_alive
 from .answers import yours_or_ours
+from .basics import check_serve_once
 from .feedback import Result
 from .framing import (
     check_length_decoder,
@@ -32,6 +34,7 @@ __all__ = [
     "check_client_in_room",
     "check_counter",
     "check_greeter",
+    "check_keep_alive",
     "check_length_decoder",
     "check_line_decoder",
     "check_receiver",
@@ -39,6 +42,7 @@ __all__ = [
     "check_recv_line",
     "check_roll",
     "check_selector_echo",
+    "check_serve_once",
     "check_sendall",
     "check_swap",
     "classic",

@@ -17,6 +17,8 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .alive import keep_alive as keep_alive  # answers kept beside their checks, found here too
+from .basics import serve_once as serve_once
 from .feedback import Result
 
 
