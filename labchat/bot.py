@@ -17,8 +17,9 @@ from collections.abc import Mapping
 GLOSSARY: dict[str, str] = {
     "socket": "A socket is one end of a network conversation: a program reads and writes "
     "bytes through it, and the operating system carries them to the other end.",
-    "port": "A port is a number (0-65535) that picks one program on a machine: "
-    "the address finds the machine, the port finds the program.",
+    "port": "A port is a number from 0 to 65535 that names one socket or service on a machine, "
+    "not a program: the address finds the machine, the port the socket. "
+    "Port 0 means 'pick a free one for me'.",
     "address": "An address (like 127.0.0.1) names a machine on a network; "
     "127.0.0.1, 'localhost', is always the machine you are on.",
     "server": "A server waits for others: it binds an address and port, listens, "

@@ -67,3 +67,8 @@ def test_a_glossary_and_a_nick_of_your_own() -> None:
 def test_every_glossary_entry_is_a_short_sentence() -> None:
     for term, text in GLOSSARY.items():
         assert term == term.lower() and text.endswith(".") and len(text) < 300
+
+
+def test_a_port_names_a_socket_or_service_and_port_0_picks_one() -> None:
+    port = GLOSSARY["port"]
+    assert "socket or service" in port and "0 to 65535" in port and "Port 0" in port
