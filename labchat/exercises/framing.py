@@ -30,7 +30,7 @@ def check_recv_exactly(feedback: Feedback, recv_exactly: Callable[[socket.socket
         got = attempt(recv_exactly, mine, 11)
         if got.fine and got.value == b"hello world":
             feedback.ok("11 bytes sent in three pieces came back as b'hello world'")
-        elif got.fine and isinstance(got.value, bytes) and b"hello world".startswith(got.value):
+        elif got.fine and isinstance(got.value, bytes) and got.value and b"hello world".startswith(got.value):
             feedback.not_yet(
                 f"asked for 11 bytes, it returned {got.value!r} (the first piece only)",
                 "one recv gives what has arrived so far: call recv again, in a loop, until you have n bytes",
@@ -221,7 +221,7 @@ def check_length_decoder(feedback: Feedback, decoder_class: Callable[..., Any]) 
             got += _as_bytes(decoder.messages())
         if got != messages:
             feedback.not_yet(
-                f"split into {len(pieces)} pieces, it gave {[g[:12] for g in got]!r}",
+                f"split into {len(pieces)} piece{'' if len(pieces) == 1 else 's'}, it gave {[g[:12] for g in got]!r}",
                 "read the 4-byte length first, then wait until that many bytes are in the buffer; "
                 "an empty message (length 0) is a message too",
             )
