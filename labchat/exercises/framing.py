@@ -220,8 +220,9 @@ def check_length_decoder(feedback: Feedback, decoder_class: Callable[..., Any]) 
             decoder.feed(piece)
             got += _as_bytes(decoder.messages())
         if got != messages:
+            split = f"{len(pieces)} piece{'' if len(pieces) == 1 else 's'}"
             feedback.not_yet(
-                f"split into {len(pieces)} piece{'' if len(pieces) == 1 else 's'}, it gave {[g[:12] for g in got]!r}",
+                f"split into {split}, it gave {[g[:12] for g in got]!r}",
                 "read the 4-byte length first, then wait until that many bytes are in the buffer; "
                 "an empty message (length 0) is a message too",
             )
