@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from . import tls
 from .backplane import Backplane, BackplaneError
 from .console import use_color
+from .doctor import own_addresses
 from .engine.faults import Faults
 from .joining import (
     OP_TOKEN_ENV,
+    WILDCARDS,
     Failure,
     at_terminal,
     chat,
@@ -173,10 +175,21 @@ def cmd_serve(args: argparse.Namespace) -> int:
             transcript.close()
 
 
+def _for_others(bound: str) -> str:
+    """The address to give classmates: this machine's network address when bound to every interface.
+
+    A host name is the last resort, since classmates' machines often cannot look it up.
+    """
+    if bound not in WILDCARDS:
+        return bound
+    found = sorted(own_addresses(), key=lambda address: ":" in address)  # IPv4 first: easier to type
+    return found[0] if found else public_host(bound)
+
+
 def _announce(server: ChatServer, args: argparse.Namespace, token: str | None) -> None:
     """The first line: where the room listens and the exact command others run to join."""
     host, port = server.address
-    command = f"labchat join {hostport(public_host(host), port)} --nick NAME"
+    command = f"labchat join {hostport(_for_others(host), port)} --nick NAME"
     if args.tls_cert:
         command += f" --tls --cafile {args.tls_cert}"
     if token:

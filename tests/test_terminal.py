@@ -22,6 +22,7 @@ import pytest
 from conftest import listening
 
 from labchat import ChatClient, ChatServer
+from labchat.doctor import own_addresses
 from labchat.protocol import PROTOCOL, Event, encode
 from labchat.render import nick_colour
 
@@ -337,6 +338,8 @@ def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(
     host.wait("teacher>")
     rows = host.rows()
     assert rows[0].startswith(f"labchat: listening on 0.0.0.0:{port}; others join with: labchat join ")
+    given = rows[0].split("labchat join ", 1)[1].split()[0].rsplit(":", 1)[0]
+    assert given in (own_addresses() or (socket.gethostname(),))  # an address, not the wildcard
     assert f"warning: listening on 0.0.0.0:{port} with no token" in rows[1]
     host.type("half typed")
     host.wait("teacher> half typed")
