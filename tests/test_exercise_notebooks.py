@@ -11,10 +11,15 @@ with a ``not yet`` line: the checks noticed, and the notebook went on.
 
 from __future__ import annotations
 
+import ast
+import inspect
+import re
 from pathlib import Path
 
 import nbformat
 import pytest
+
+from labchat.exercises import answers
 
 NOTEBOOKS = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -105,3 +110,38 @@ def test_without_its_answers_the_notebook_says_not_yet_and_goes_on(path: Path):
         now = shown(ran[check.id])
         assert now != shown(check), f"{path.name}: the check in cell {index} did not notice"
         assert "not yet" in now, f"{path.name}: cell {index} printed:\n{now}"
+
+
+DEFINITIONS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+
+
+def _code(source: str) -> str:
+    """The code of one definition without annotations and docstrings: what it does, not how it reads."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.arg):
+            node.annotation = None
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            node.returns = None
+        if isinstance(node, DEFINITIONS) and ast.get_docstring(node):
+            node.body = node.body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
+def worked_answers() -> list[tuple[str, str, str]]:
+    """(notebook, name, source) of each solution cell that defines one of labchat's own answers."""
+    found = []
+    for path in with_exercises():
+        for cell in nbformat.read(path, as_version=4).cells:
+            if "solution" in tags(cell):
+                match = re.match(r"(?:def|class) (\w+)", cell.source)
+                if match and hasattr(answers, match.group(1)):
+                    found.append((path.stem, match.group(1), cell.source))
+    return found
+
+
+@pytest.mark.parametrize("notebook, name, source", worked_answers(), ids=lambda v: v if len(v) < 40 else "")
+def test_the_fallback_is_the_notebooks_own_worked_answer(notebook: str, name: str, source: str):
+    """A learner who skipped an exercise goes on with the very answer the notebook hides."""
+    ours = inspect.getsource(getattr(answers, name))
+    assert _code(ours) == _code(source), f"{notebook}: labchat.exercises.answers.{name} differs"

@@ -35,36 +35,44 @@ def yours_or_ours(result: Result, yours: Any, ours: Any, what: str) -> Any:
 
 
 def recv_exactly(sock: socket.socket, n: int) -> bytes:
-    """Exactly ``n`` bytes from ``sock``, however many recv calls that takes; EOFError if it ends first."""
+    """Return exactly n bytes from sock, however many recv calls that takes.
+
+    Raise EOFError if the peer closes (recv returns b'') before n bytes have come.
+    """
     data = b""
     while len(data) < n:
-        chunk = sock.recv(n - len(data))
+        chunk = sock.recv(n - len(data))  # never more than is still missing
         if not chunk:
-            raise EOFError(f"socket closed with {n - len(data)} bytes left")
+            raise EOFError(f"the peer closed with {n - len(data)} of {n} bytes still to come")
         data += chunk
     return data
 
 
 def recv_line(sock: socket.socket) -> bytes:
-    """One line without its newline, read a byte at a time so nothing after it is taken."""
-    data = b""
-    while not data.endswith(b"\n"):
-        byte = sock.recv(1)
+    """The next line from sock, without its b"\n"; nothing after it is taken from the socket.
+
+    Raise EOFError if the peer closes before the line ends.
+    """
+    line = b""
+    while True:
+        byte = sock.recv(1)  # one byte: nothing past the newline leaves the socket
         if not byte:
-            raise EOFError("socket closed in the middle of a line")
-        data += byte
-    return data[:-1]
+            raise EOFError(f"the peer closed in the middle of a line, {len(line)} bytes in")
+        if byte == b"\n":
+            return line
+        line += byte
 
 
 def my_sendall(sock: socket.socket, data: bytes) -> None:
-    """``sendall`` built from ``send``: send what is left until nothing is."""
-    view = memoryview(data)
+    """Send every byte of data, calling sock.send as often as it takes (never sock.sendall)."""
+    view = memoryview(data)  # slicing a memoryview copies nothing
     while view:
-        view = view[sock.send(view) :]
+        taken = sock.send(view)
+        view = view[taken:]
 
 
 class LineDecoder:
-    """Bytes in, whole lines out: what is after the last newline waits for the next piece."""
+    """Bytes in, whole lines out: feed() what recv returned; lines() gives the complete ones."""
 
     def __init__(self) -> None:
         self.buffer = b""
@@ -73,33 +81,39 @@ class LineDecoder:
         self.buffer += data
 
     def lines(self) -> list[bytes]:
-        *done, self.buffer = self.buffer.split(b"\n")
-        return done
+        """Every complete line not handed out yet, without its b"\n"."""
+        *complete, self.buffer = self.buffer.split(b"\n")  # after the last b"\n": not a line yet
+        return complete
 
 
 class LengthDecoder:
-    """Messages framed by a 4-byte big-endian length; a length over ``max_size`` is refused."""
+    """Messages framed by a 4-byte big-endian length; a length over max_size is refused."""
 
     def __init__(self, max_size: int = 65536) -> None:
         self.max_size = max_size
         self.buffer = b""
 
     def feed(self, data: bytes) -> None:
+        """Add bytes; raise ValueError as soon as a header announces more than max_size."""
         self.buffer += data
+        self._check_header()
+
+    def _check_header(self) -> None:
         if len(self.buffer) >= 4:
             (size,) = struct.unpack("!I", self.buffer[:4])
             if size > self.max_size:
-                raise ValueError(f"message of {size} bytes announced, limit {self.max_size}")
+                raise ValueError(f"a message of {size:,} bytes was announced, the limit is {self.max_size:,}")
 
     def messages(self) -> list[bytes]:
+        """Every complete message not handed out yet, in order."""
         out = []
         while len(self.buffer) >= 4:
             (size,) = struct.unpack("!I", self.buffer[:4])
             if len(self.buffer) < 4 + size:
-                break
+                break  # its payload is not all here yet
             out.append(self.buffer[4 : 4 + size])
             self.buffer = self.buffer[4 + size :]
-            self.feed(b"")  # check the next header too
+            self._check_header()  # the next header may be in already
         return out
 
 
@@ -107,83 +121,116 @@ class LengthDecoder:
 
 
 def receive_into(sock: socket.socket, inbox: queue.Queue) -> None:
-    """The receiver thread's loop: every line into ``inbox``, then None when the stream ends."""
+    """The receiver thread's loop: each line on inbox (str, no newline); None when recv gives b""."""
     buffer = b""
-    while chunk := sock.recv(4096):
+    while chunk := sock.recv(4096):  # b"" ends the loop: the other side has closed
         buffer += chunk
-        *lines, buffer = buffer.split(b"\n")
+        *lines, buffer = buffer.split(b"\n")  # the last piece is an unfinished line (or b"")
         for line in lines:
-            inbox.put(line.decode())
+            inbox.put(line.decode("utf-8"))
     inbox.put(None)
 
 
 class Counter:
-    """A counter whose read-and-write is one step for every thread, thanks to a lock."""
+    """Counts the calls of increment from many threads; value must count every one."""
 
     def __init__(self) -> None:
         self.value = 0
         self.lock = threading.Lock()
 
-    def increment(self, pause: Callable[[], Any]) -> None:
-        with self.lock:
+    def increment(self, pause: Callable[[], object]) -> None:
+        with self.lock:  # read, pause and write are one step: no other increment cuts in
             current = self.value
             pause()
             self.value = current + 1
 
 
 def swap(sock: socket.socket, data: bytes) -> bytes:
-    """Send ``data`` and receive as much back at the same time: the send runs in its own thread."""
-    sender = threading.Thread(target=sock.sendall, args=(data,))
-    sender.start()
-    got = recv_exactly(sock, len(data))
+    """Send data to the peer and return the len(data) bytes it sends back, both at once."""
+    sender = threading.Thread(target=sock.sendall, args=(data,), name="swap-sender")
+    sender.start()  # the sending goes on in there ...
+    got = bytearray()
+    while len(got) < len(data):  # ... while this thread receives
+        chunk = sock.recv(min(1 << 16, len(data) - len(got)))
+        if not chunk:
+            raise EOFError(f"the peer closed with {len(data) - len(got)} bytes still to come")
+        got += chunk
     sender.join()
-    return got
+    return bytes(got)
 
 
 # -- the room: notebook 08 --------------------------------------------------------------------
 
 
 def roll(nick: str, arg: str, rng: random.Random) -> str:
-    """``/roll [SIDES]``: one die, six sides unless said otherwise, and a usage line for nonsense."""
+    """'/roll [SIDES]': one die with SIDES faces (6 if not given), as a line for the room.
+
+    roll("ada", "", rng) -> "ada rolls 4 (1-6)"; roll("ada", "20", rng) -> "ada rolls 17 (1-20)";
+    a SIDES that is not a whole number from 2 to 1000 -> "usage: /roll [SIDES], ..."
+    """
     if not arg:
         sides = 6
-    elif arg.isdigit() and 2 <= int(arg) <= 1000:
+    elif arg.isdecimal() and 2 <= int(arg) <= 1000:  # digits only: no sign, no dot
         sides = int(arg)
     else:
-        return "usage: /roll [SIDES], SIDES from 2 to 1000"
-    return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"
+        return "usage: /roll [SIDES], SIDES a whole number from 2 to 1000"
+    return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"  # randint includes both ends
 
 
-# -- servers: notebooks 06.1 and 09 -------------------------------------------------------------
+# -- servers: notebooks 06.1 and 09 ---------------------------------------------------------------
 
 
 def read_lines(sock: socket.socket, count: int) -> list[str]:
-    """``count`` lines from ``sock``, however the server chopped them: a file object buffers."""
+    """The next `count` lines from `sock` (str, without the newline), however they were chopped."""
     lines = []
-    with sock.makefile("r", encoding="utf-8") as stream:
-        while len(lines) < count:
-            lines.append(stream.readline().rstrip("\n"))
+    for _ in range(count):
+        line = b""
+        while not line.endswith(b"\n"):
+            byte = sock.recv(1)  # one byte at a time: nothing after this line leaves the socket
+            if not byte:
+                raise EOFError(f"the server closed after {len(lines)} of {count} lines")
+            line += byte
+        lines.append(line[:-1].decode("utf-8", errors="replace"))  # whole lines: whole characters
     return lines
 
 
 def serve_echo(listener: socket.socket, stop: threading.Event) -> None:
-    """An echo server for many clients on one thread: a selector says who is ready."""
+    """Echo every client's bytes back to it, all in this one thread, until `stop` is set."""
+    pending = {}  # each client's socket -> the bytes it sent that have not gone back yet
+
+    def hang_up(sock):
+        selector.unregister(sock)
+        del pending[sock]
+        sock.close()
+
     with selectors.DefaultSelector() as selector:
-        listener.setblocking(False)
+        listener.setblocking(False)  # accept() must never wait either
         selector.register(listener, selectors.EVENT_READ)
         while not stop.is_set():
-            for key, _ in selector.select(timeout=0.1):
-                if key.fileobj is listener:
+            for key, events in selector.select(timeout=0.1):  # 0.1 s at most, then look at stop
+                sock = key.fileobj
+                if sock is listener:
                     conn, _ = listener.accept()
                     conn.setblocking(False)
                     selector.register(conn, selectors.EVENT_READ)
+                    pending[conn] = b""
                     continue
-                data = key.fileobj.recv(4096)
-                if data:
-                    key.fileobj.sendall(data)
-                else:
-                    selector.unregister(key.fileobj)
-                    key.fileobj.close()
-        for key in list(selector.get_map().values()):
-            if key.fileobj is not listener:
-                key.fileobj.close()
+                try:
+                    if events & selectors.EVENT_READ:
+                        data = sock.recv(4096)
+                        if not data:  # b"": this client hung up
+                            hang_up(sock)
+                            continue
+                        pending[sock] += data
+                    if pending[sock]:  # send what fits now, keep the rest for later
+                        pending[sock] = pending[sock][sock.send(pending[sock]) :]
+                except BlockingIOError:
+                    pass  # its send buffer is full: try again when it is writable
+                except ConnectionError:  # it reset the connection: gone, as with b""
+                    hang_up(sock)
+                    continue
+                wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending[sock] else 0)
+                if key.events != wanted:
+                    selector.modify(sock, wanted)
+        for sock in pending:
+            sock.close()

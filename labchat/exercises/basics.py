@@ -41,7 +41,7 @@ def serve_once(listener: socket.socket) -> None:
     it sends, line after line, until ``recv`` returns ``b''``: the client has
     finished sending. Then close the connection and return.
     """
-    conn, _address = listener.accept()
+    conn, address = listener.accept()
     with conn:  # closes the connection however we leave, even after an error
         conn.sendall(b"welcome! every line you send comes back to you\n")
         while data := conn.recv(1024):  # b"" means the client has finished sending
