@@ -29,67 +29,71 @@ INDEX = "00-Index.ipynb"
 PATH: list[tuple[str, int, str]] = [
     (
         "01-The-Client-Server-Model.ipynb",
-        15,
-        "a server listens, a client connects; addresses, ports and loopback; both ends in one kernel",
+        20,
+        "a server listens, a client connects; addresses, ports (0-65535), loopback; both ends in one kernel",
     ),
     (
         "02-The-Server-Socket.ipynb",
-        20,
-        "`socket`, `bind`, `listen`, `accept`; port 0; a thread to be both ends; closing, "
-        '"Address already in use"',
+        35,
+        "`socket`, `bind`, `listen`, `accept`; port 0; closing, TIME_WAIT and `SO_REUSEADDR`; "
+        "**exercise**: a server for one client",
     ),
     (
         "03-The-Client-Socket.ipynb",
-        20,
-        "`connect`, `sendall` versus `send`, `recv`; bytes versus text; UTF-8",
+        40,
+        "`connect`, `send`'s real numbers, `recv`; FIN, RST and half-close; UTF-8; "
+        "**exercises**: `sendall` from `send`, `recv_exactly`",
     ),
     (
         "04-Message-Framing.ipynb",
-        25,
-        "why `recv` is not a message; delimiters and length prefixes; the line limit; the bytes on the wire",
+        45,
+        "why `recv` is not a message; delimiters and length prefixes; Nagle measured; "
+        "**exercises**: `recv_line`, a line decoder, a length decoder",
     ),
     (
         "05-Threads-For-Real-Time-Chat.ipynb",
-        25,
-        "one thread listens, one sends; a race and a deadlock to spot; locks; slow readers",
+        45,
+        "one thread listens, one sends; slow readers hold senders back; "
+        "**exercises**: the receiver thread, a race fixed with a lock, a deadlock fixed",
     ),
     (
         "05.1-The-Classic-Two-Program-Chat.ipynb",
         30,
-        "write the classic chat server and client yourself, chat between two terminals, then join labchat",
+        "**write** the classic chat server and client, chat between two terminals, then join labchat",
     ),
     (
         "06-The-Labchat-Server-And-Client.ipynb",
-        20,
+        25,
         "`ChatServer` and `ChatClient`: several people, commands, history, the greeter, `bye`, netcat; "
-        "one room on two engines",
+        "its threads; one room on two engines",
     ),
     (
         "06.1-One-Thread-For-Everyone.ipynb",
-        25,
-        "`select` and `selectors`: one thread serves many; the call that stalls a loop; "
-        "both engines with 1,000 idle clients; the GIL",
+        40,
+        "`select` and `selectors`; both engines with 1,000 idle clients; the GIL; "
+        "**exercise**: a selectors echo server",
     ),
     (
         "07-Chat-Panels.ipynb",
-        15,
-        "chat panels in JupyterLab: host a room, join it from a panel, a notebook or a terminal",
+        25,
+        "chat panels in JupyterLab: host a room, join it from a panel, a notebook or a terminal; "
+        "open it to the classroom network, and what to do when it does not connect",
     ),
     (
         "07.1-Join-A-Room.ipynb",
-        10,
+        15,
         "the notebook for classmates: join someone's room (or a practice room of its own) and chat",
     ),
     (
         "08-Making-It-Friendly.ipynb",
-        15,
-        "the greeter bot and how events are rendered; teach the bot something new",
+        30,
+        "the greeter bot and how events are rendered; **exercises**: a new answer for the greeter, `/roll`",
     ),
     (
         "09-When-Things-Go-Wrong.ipynb",
-        25,
-        "bad input answered in its place, a flood paced, a stuck reader cut off, limits, and safe defaults: "
-        "loopback binding and tokens",
+        40,
+        "bad input answered in its place, a flood paced, a stuck reader cut off, peers that vanish, "
+        "safe defaults; **exercises**: a client for a chopping server, keepalive",
     ),
 ]
 
