@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from ..bot import Greeter
 from .alive import keep_alive as keep_alive  # answers kept beside their checks, found here too
 from .basics import serve_once as serve_once
 from .feedback import Result
@@ -160,6 +161,15 @@ def swap(sock: socket.socket, data: bytes) -> bytes:
 
 
 # -- the room: notebook 08 --------------------------------------------------------------------
+
+
+class HelpfulGreeter(Greeter):
+    """The greeter, plus one answer: asked how to leave, it says to type bye."""
+
+    def on_message(self, nick: str, text: str) -> list[str]:
+        if text.rstrip().endswith("?") and "leave" in text.lower():
+            return [f"Type bye and press Enter, {nick}: the room says goodbye and lets you go. 👋"]
+        return super().on_message(nick, text)
 
 
 def roll(nick: str, arg: str, rng: random.Random) -> str:
