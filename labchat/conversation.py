@@ -48,6 +48,7 @@ from .protocol import (
     decode_frame,
     decode_text,
     encode,
+    say_text,
 )
 from .render import plain
 
@@ -191,6 +192,33 @@ class ServerConversation:
             if not isinstance(frame, Say):
                 return Invalid("bad-frame", "already joined: send 'say' frames")
             return frame
+
+    def next_events(self, limit: int) -> list[str | Invalid]:
+        """Up to ``limit`` events at once, for a joined program (JSON mode): what
+        ``next_event()`` would have returned, one by one, except that a Say comes as its
+        text alone. Empty when nothing is complete yet, and in any other state or mode:
+        then ask ``next_event()``, which also says NEED_DATA or CLOSED."""
+        if self.state is not State.JOINED or self.mode != "json":
+            return []
+        out: list[str | Invalid] = []
+        for line in self._decoder.take(limit):
+            if type(line) is not bytes:  # a line too long, reported in its place
+                out.append(Invalid(line.code, str(line)))
+                continue
+            text = say_text(line)
+            if text is not None:
+                out.append(text)
+                continue
+            try:
+                frame = decode_frame(line)
+            except ProtocolError as exc:
+                out.append(Invalid(exc.code, str(exc)))
+                continue
+            if type(frame) is Say:
+                out.append(frame.text)
+            else:
+                out.append(Invalid("bad-frame", "already joined: send 'say' frames"))
+        return out
 
     @property
     def in_block(self) -> bool:

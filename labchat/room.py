@@ -21,6 +21,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .bot import Greeter
 from .nicks import MAX_NICK, RoomError, check_nick, skeleton
@@ -68,9 +69,11 @@ OPERATOR_HELP = (
 )
 
 
-@dataclass(frozen=True)
-class Delivery:
-    """An event and who gets it: ``to`` lists member keys, or None for everyone."""
+class Delivery(NamedTuple):
+    """An event and who gets it: ``to`` lists member keys, or None for everyone.
+
+    A named tuple, not a dataclass: the room makes one for every line, and a tuple is
+    built in a third of the time."""
 
     event: Event
     to: tuple[Hashable, ...] | None = None
@@ -127,7 +130,12 @@ def clean_text(text: str) -> str:
     control character but the line breaks is made visible, line by line. Over
     MAX_TEXT characters or MAX_LINES lines it is refused (``text-too-long``).
     """
-    text = safe(trim(text), multiline=True)
+    if "\n" in text or "\r" in text or "\t" in text:
+        text = safe(trim(text), multiline=True)
+    else:  # one line, the usual case: what trim and safe do to it, in two steps
+        text = text.strip()
+        if not text.isprintable():  # isprintable() is twice as quick as safe()'s search
+            text = safe(text)
     if len(text) > MAX_TEXT:
         raise RoomError(
             "text-too-long",
@@ -283,6 +291,56 @@ class Room:
                     ]
                 )
 
+    def say_many(self, member: Hashable, texts: list[str]) -> tuple[list[Delivery], int]:
+        """``say`` for a run of lines, for as many of the first as are plain messages.
+
+        Returns their deliveries and how many lines it took; the next line (a command,
+        a goodbye, a message the room refuses) is then the caller's to pass to ``say``.
+        What comes out is what ``say`` would give for each in turn, for a fraction of
+        the cost: one lock, one clock reading, no ``Outcome`` a line.
+        """
+        out: list[Delivery] = []
+        taken = 0
+        with self._lock:
+            nick = self._members.get(member)
+            if nick is None:
+                raise RuntimeError("say() from a member who has not joined")
+            if self._muted and skeleton(nick) in self._muted:
+                return out, 0  # each gets its error from say()
+            stamp = _stamp(self._clock())
+            bot, replay, history = self.bot, self._replay, self._history
+            for text in texts:
+                stripped = text.strip()
+                if stripped:
+                    if stripped[0] == "/":
+                        break
+                    tail = stripped.rstrip("!. ")  # see _say: the classic way out
+                    if len(tail) == 3 and tail.lower() == "bye":
+                        break
+                    if "\n" in text or "\r" in text or "\t" in text:
+                        try:
+                            clean = clean_text(text)
+                        except RoomError:
+                            break
+                    else:  # clean_text of one line
+                        # safe() changes nothing printable (all it changes are of the
+                        # categories Cc, Cf, Zl and Zp), and isprintable() is the quicker test
+                        clean = stripped if stripped.isprintable() else safe(stripped)
+                        if len(clean) > MAX_TEXT:
+                            break
+                    self._seq += 1
+                    event = Event.checked("message", self._seq, stamp, nick, clean)
+                    if len(replay) == replay.maxlen:  # what _keep does, inline
+                        self._gone.append(replay[0].seq if replay else event.seq)
+                        self._gone_total += 1
+                    replay.append(event)
+                    history.append(event)
+                    out.append(_public(event))
+                    if bot:
+                        out += self._bot_says(bot.on_message(nick, clean))
+                taken += 1
+        return out, taken
+
     # -- inside the lock ------------------------------------------------------------
 
     def _welcome(self, nick: str) -> Event:
@@ -329,15 +387,16 @@ class Room:
         stripped = text.strip()
         if not stripped:
             return Outcome()
+        if stripped[0] != "/":  # a message, or the classic way out (see is_farewell)
+            tail = stripped.rstrip("!. ")
+            if len(tail) == 3 and tail.lower() == "bye":
+                return self._quit(member, nick, "")
+            return self._message("message", nick, text)
         word, _, rest = stripped.partition(" ")
         if word.lower() in QUIT_COMMANDS:
             return self._quit(member, nick, rest)
-        if stripped.lower().rstrip("!. ") == "bye":  # the classic way out
-            return self._quit(member, nick, "")
         if stripped.startswith("//"):  # "//x" says "/x" literally
             return self._message("message", nick, stripped[1:])
-        if not stripped.startswith("/"):
-            return self._message("message", nick, text)
         command = word.lower()
         you = (member,)
         if command == "/help":
@@ -374,11 +433,14 @@ class Room:
 
     def _message(self, kind: str, nick: str, text: str) -> Outcome:
         self._check_heard(nick)
-        delivery = self._broadcast(kind, sender=nick, text=clean_text(text))
-        self._history.append(delivery.event)
-        out = [delivery]
+        text = clean_text(text)
+        self._seq += 1  # what _broadcast does, without its keywords: this is every line's path
+        event = Event.checked(kind, self._seq, _stamp(self._clock()), nick, text)
+        self._keep(event)
+        self._history.append(event)
+        out = [Delivery(event)]
         if self.bot and kind == "message":
-            out += self._bot_says(self.bot.on_message(nick, delivery.event.text))
+            out += self._bot_says(self.bot.on_message(nick, text))
         return Outcome(out)
 
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
@@ -444,7 +506,7 @@ class Room:
         return nick
 
     def _check_heard(self, nick: str) -> None:
-        if skeleton(nick) in self._muted:
+        if self._muted and skeleton(nick) in self._muted:
             raise RoomError("muted", "you are muted by an operator: your messages reach nobody")
 
     def _find(self, target: str) -> Hashable:
@@ -483,12 +545,16 @@ class Room:
     def _broadcast(self, kind: str, **fields) -> Delivery:
         """A public event for everyone, kept for replay."""
         event = self._event(kind, **fields)
+        self._keep(event)
+        return Delivery(event)
+
+    def _keep(self, event: Event) -> None:
+        """Keep a public event for replay, counting the one it pushes out."""
         replay = self._replay
         if len(replay) == replay.maxlen:  # the oldest is about to go (at once, if maxlen is 0)
             self._gone.append(replay[0].seq if replay else event.seq)
             self._gone_total += 1
         replay.append(event)
-        return Delivery(event)
 
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
@@ -502,7 +568,17 @@ class Room:
 
     def _event(self, kind: str, **fields) -> Event:
         self._seq += 1
-        return Event(kind=kind, seq=self._seq, time=round(self._clock(), 3), **fields)
+        return Event.checked(kind, self._seq, _stamp(self._clock()), **fields)
+
+
+def _public(event: Event, _new=tuple.__new__) -> Delivery:
+    """``Delivery(event)``, a delivery to everyone, without the named tuple's own ``__new__``."""
+    return _new(Delivery, (event, None))
+
+
+def _stamp(now: float) -> float:
+    """A clock reading to the millisecond, as events carry it (a quarter of round(now, 3)'s cost)."""
+    return round(now * 1000) / 1000
 
 
 def _replayed(event: Event) -> Event:

@@ -27,6 +27,8 @@ from labchat.protocol import (
     decode_event,
     decode_frame,
     encode,
+    encode_all,
+    say_text,
 )
 
 SESSION = (
@@ -317,3 +319,87 @@ def test_the_decoder_never_buffers_past_its_limit(chunks: list[bytes], limit: in
                 assert len(line) <= limit and b"\n" not in line
         except ProtocolError as exc:
             assert exc.code == "line-too-long"
+
+
+# -- the quick paths agree with the full ones ----------------------------------------------
+
+_texts = st.text(
+    st.sampled_from(["a", '"', "\\", "\n", "\t", "\x00", "\x1f", "é", "😀", "\u2028", "\x7f", " "])
+)
+
+
+def _dumped(event: Event) -> bytes:
+    """What encode() wrote before it built lines itself: json.dumps of the non-default fields."""
+    data = {"type": event.kind}
+    for key, value in vars(event).items():
+        if key != "kind" and value not in ("", 0, 0.0, (), False):
+            data[key] = list(value) if key == "users" else value
+    data.setdefault("seq", 0)
+    return (json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n").encode()
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(sorted(KINDS)),
+    sender=_texts,
+    text=_texts,
+    seq=st.sampled_from([0, 1, 12345, 2**70]),
+    time=st.sampled_from([0.0, 1.5, 1764650000.123, 1e-7, 1e22, 0.1 + 0.2]),
+    target=_texts,
+    code=_texts,
+    users=st.lists(_texts, max_size=3).map(tuple),
+    history=st.booleans(),
+    count=st.sampled_from([0, 3]),
+)
+def test_encode_writes_what_json_dumps_writes(
+    kind, sender, text, seq, time, target, code, users, history, count
+):
+    event = Event(
+        kind=kind,
+        sender=sender,
+        text=text,
+        seq=seq,
+        time=time,
+        target=target,
+        code=code,
+        users=users,
+        history=history,
+        count=count,
+    )
+    assert encode(event) == _dumped(event)
+    quick = Event.checked(kind, seq, time, sender, text, target, code, users, history, count)
+    assert quick == event and repr(quick) == repr(event) and list(vars(quick)) == list(vars(event))
+    assert encode_all([event, quick]) == encode(event) * 2
+
+
+def test_encode_of_unusual_values_is_json_dumps_own() -> None:
+    for event in (Event(kind="message", time=5), Event(kind="message", seq=True)):
+        assert encode(event) == _dumped(event)
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        b'{"type":"say","text":"hi"}',
+        b'{"type":"say","text":"hi"}  ',
+        b'{"type":"say","text":"hi"}\x0b',
+        b'{"type":"say"}',
+        b'{"type":"say","text":7}',
+        b'{"type":"say","text":"\\ud800"}',
+        b'{"type":"say","text":"\xc3\xa9"}',
+        b'{"type":"say","text":"a","extra":1}',
+        b'{"type":"hello","nick":"ada"}',
+        b'{"type":1}',
+        b"{" * 5000,
+        b'{"type":"say","text":' + b"1" * 5000 + b"}",
+        b" {}",
+    ],
+)
+def test_say_text_agrees_with_decode_frame(line: bytes) -> None:
+    try:
+        frame = decode_frame(line)
+    except ProtocolError:
+        frame = None
+    text = say_text(line)
+    if text is not None:  # the quick path answers only when the full one says the same
+        assert frame == Say(text=text)

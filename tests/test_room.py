@@ -463,3 +463,47 @@ def test_a_big_room_does_not_announce_comings_and_goings_to_everyone() -> None:
     assert [d.event.kind for d in out] == ["welcome", "join", "bot"]
     assert room.leave("late") == []  # nobody is told of a leave in a big room either
     assert room.leave(0)[0].to is None  # back to 50: announced again
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        ["hi", "  spaced  ", "", "two\nlines", "tab\there", "\x1b[2Jesc", "x" * (MAX_TEXT + 1), "after"],
+        ["one", "/me waves", "two", "bye", "never"],
+        ["one", "BYE!!", "never"],
+        ["//not a command", "ok"],
+    ],
+)
+def test_say_many_is_say_line_by_line(lines: list[str]) -> None:
+    """The room's quick path for a run of lines gives what say() gives for each in turn."""
+    one, many = quiet_room(), quiet_room()
+    for r in (one, many):
+        r.join("a", "ada")
+        r.join("b", "bob")
+    expected = []
+    for line in lines:
+        outcome = one.say("a", line)
+        expected += outcome.deliveries
+        if outcome.leaving:
+            break
+    got, start = [], 0
+    while start < len(lines):
+        deliveries, taken = many.say_many("a", lines[start:])
+        got += deliveries
+        start += taken
+        if start < len(lines):
+            outcome = many.say("a", lines[start])
+            got += outcome.deliveries
+            start += 1
+            if outcome.leaving:
+                break
+    assert got == expected
+    assert one.seq == many.seq and one.history() == many.history()
+
+
+def test_say_many_leaves_a_muted_member_to_say() -> None:
+    room = quiet_room()
+    room.join("a", "ada")
+    room.join("b", "bob")
+    room.moderate("mute", "bob")
+    assert room.say_many("b", ["hello"]) == ([], 0)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from ..conversation import Invalid, render
-from ..protocol import Event, Hello, is_farewell
+from ..protocol import Event, Hello, encode_all, is_farewell
 from ..room import Delivery, Room, RoomError
 from . import limits
 from .bus import Bus, LocalBus
@@ -123,10 +123,23 @@ class Hub:
         return leaving
 
     def _say(self, session: Session, items: list[str | Invalid]) -> bool:
+        room = self.room
         with self.delivering():
             pending: list[Delivery] = []
-            for item in items:
-                if isinstance(item, Invalid):
+            start, count = 0, len(items)
+            while start < count:
+                end = start
+                while end < count and type(items[end]) is str:
+                    end += 1
+                if end > start:  # a run of lines: the room takes the plain messages at once
+                    deliveries, taken = room.say_many(session, items[start:end])
+                    pending += deliveries
+                    start += taken
+                    if start == count:
+                        break
+                item = items[start]
+                start += 1
+                if type(item) is not str:  # an Invalid: its error in its place
                     log.info("%s: %s", session.who, item.text)
                     error = Event(kind="error", code=item.code, text=item.text, time=round(time.time(), 3))
                     pending.append(Delivery(error, (session,)))
@@ -134,13 +147,15 @@ class Hub:
                 if is_farewell(item):  # what it said before leaving goes to the room it was in
                     self.bus.publish(pending)
                     pending = []
-                outcome = self.room.say(session, item)
+                outcome = room.say(session, item)
                 if outcome.leaving:
                     self.bus.publish(pending)
                     self.bus.publish(outcome.deliveries)
                     return True
-                pending += outcome.deliveries
-                self._moderated(outcome, session.nick)
+                deliveries = outcome.deliveries
+                pending += deliveries
+                if item.lstrip()[:1] == "/":  # a command: mutes are logged
+                    self._moderated(outcome, session.nick)
             self.bus.publish(pending)
             session.nick = self.room.nick_of(session) or session.nick
             return False
@@ -230,7 +245,11 @@ class Hub:
                 mode = session.mode
                 blob = blobs.get(mode)
                 if blob is None:
-                    blob = blobs[mode] = b"".join(render(d.event, mode) for d in deliveries)
+                    if mode == "json":
+                        blob = encode_all([d.event for d in deliveries])
+                    else:
+                        blob = b"".join([render(d.event, mode) for d in deliveries])
+                    blobs[mode] = blob
                 session.messages_out += count
                 self._put(session, blob)
             return

@@ -206,6 +206,14 @@ class Session:
                         self._flush(batch)
                         self._tell_paced(now)
                         return self._hold([], now + wait)
+                elif self.bucket is None and self.joined:  # unpaced: take many lines at once
+                    events = self.conversation.next_events(BATCH - len(batch))
+                    if events:
+                        self.messages_in += len(events)
+                        batch += events
+                        if len(batch) >= BATCH and self._flush(batch):
+                            return self._hold([], self.congested_until)
+                        continue
                 try:
                     event = self.conversation.next_event()
                 except RemoteProtocolError as exc:
