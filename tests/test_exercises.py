@@ -236,6 +236,16 @@ def test_roll_that_forgets_the_top_face_is_told_randint_includes_it():
     assert_fails_saying(exercises.check_roll(roll_off_by_one, quiet=True), "both ends")
 
 
+def test_roll_that_accepts_a_one_sided_die_is_told_the_range():
+    def roll_from_one(nick, arg, rng):
+        if arg and not (arg.isdecimal() and 1 <= int(arg) <= 1000):
+            return "usage: /roll [SIDES]"
+        sides = int(arg or 6)
+        return f"{nick} rolls {rng.randint(1, sides)} (1-{sides})"
+
+    assert_fails_saying(exercises.check_roll(roll_from_one, quiet=True), "'1'", "from 2 to 1000")
+
+
 class QueueGreeter(Greeter):
     def on_message(self, nick, text):
         if "queue" in text.lower() and text.rstrip().endswith("?"):

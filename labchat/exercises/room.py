@@ -43,7 +43,7 @@ def check_roll(feedback: Feedback, roll: Callable[[str, str, random.Random], str
         feedback.not_yet(
             f"300 rolls of '/roll 20' showed {sorted(faces)}", "int(arg) sides: rng.randint(1, sides)"
         )
-    for bad in ("zero", "0", "-3", "99999999999"):
+    for bad in ("zero", "0", "1", "-3", "1001", "99999999999"):
         answer = attempt(roll, "ada", bad, rng)
         if not answer.fine or not str(answer.value).startswith("usage:"):
             feedback.not_yet(
@@ -52,7 +52,10 @@ def check_roll(feedback: Feedback, roll: Callable[[str, str, random.Random], str
                 "return 'usage: /roll [SIDES]'",
             )
             return
-    feedback.ok("'zero', '0', '-3' and a huge number get a 'usage: ...' line, not an error")
+    feedback.ok(
+        "'zero', '0', '1', '-3', '1001' and a huge number get a 'usage: ...' line, not an error: "
+        "a die has 2 to 1000 sides"
+    )
 
 
 def _numbers(roll: Callable[[str, str, random.Random], str], arg: str, rng: random.Random, most: int) -> set:
