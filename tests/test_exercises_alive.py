@@ -92,6 +92,19 @@ def test_the_answer_gives_up_within_a_minute() -> None:
     assert "20 s idle + 5 s × 4 probes = 40 s" in str(result)
 
 
+@pytest.mark.skipif(not hasattr(socket, "TCP_USER_TIMEOUT"), reason="no TCP_USER_TIMEOUT here")
+@linux_like
+def test_the_servers_user_timeout_is_what_decides_on_linux() -> None:
+    from labchat.engine import limits
+
+    result = exercises.check_keep_alive(limits.tune, quiet=True)
+    assert_passes(result)
+    said = str(result)
+    assert "until TCP_USER_TIMEOUT ends it: 45 s" in said
+    assert "TCP_KEEPCNT (4) no longer counts" in said
+    assert "40 s" in said  # what the probes alone would have given
+
+
 def test_nothing_set_says_keepalive_is_off() -> None:
     assert_fails_saying(
         exercises.check_keep_alive(sets_nothing, quiet=True), "SO_KEEPALIVE is off", "SOL_SOCKET"

@@ -51,7 +51,30 @@ def _settings(sock: socket.socket) -> dict[str, int | None]:
         "idle": _tcp(sock, "idle"),
         "intvl": _tcp(sock, "TCP_KEEPINTVL"),
         "cnt": _tcp(sock, "TCP_KEEPCNT"),
+        "user": _tcp(sock, "TCP_USER_TIMEOUT"),  # Linux only, in milliseconds; 0 when unset
     }
+
+
+def _given_up_after(idle: int, intvl: int | None, cnt: int | None, user_ms: int | None) -> tuple[int, str]:
+    """Seconds from a peer's last word until keepalive gives up on it, and how that adds up.
+
+    Without TCP_USER_TIMEOUT, it is the idle time plus every probe. On Linux, with
+    keepalive on, a TCP_USER_TIMEOUT decides instead (tcp(7)): the probes go on
+    every ``intvl`` seconds until that much time has passed since the peer last
+    spoke, so TCP_KEEPCNT no longer counts.
+    """
+    if user_ms:
+        step = intvl or 1
+        probes = -(-(user_ms / 1000 - idle) // step)  # probes until the timeout has run out, rounded up
+        after = int(idle + step * max(1, probes))
+        return (
+            after,
+            f"{idle} s idle, then a probe every {step} s until TCP_USER_TIMEOUT ends it: {after} s",
+        )
+    if intvl and cnt:
+        total = idle + intvl * cnt
+        return total, f"{idle} s idle + {intvl} s × {cnt} probe{'s' if cnt > 1 else ''} = {total} s"
+    return idle, f"{idle} s"
 
 
 def _raised_hint(error: BaseException) -> str:
@@ -107,13 +130,7 @@ def check_keep_alive(feedback: Feedback, keep_alive) -> None:
                 "to about 20 seconds, and shorten TCP_KEEPINTVL and TCP_KEEPCNT too",
             )
             return
-        probes = (intvl or 0) * (cnt or 0)
-        total = idle + probes
-        spelled = (
-            f"{idle} s idle + {intvl} s × {cnt} probe{'s' if cnt > 1 else ''} = {total} s"
-            if intvl and cnt
-            else f"{idle} s"
-        )
+        total, spelled = _given_up_after(idle, intvl, cnt, got["user"])
         if total > LONGEST:
             left = [
                 f"{name} ({got[key]}{unit})"
@@ -134,6 +151,12 @@ def check_keep_alive(feedback: Feedback, keep_alive) -> None:
             )
             return
         feedback.ok(f"a vanished peer is noticed after {spelled} of silence, within about a minute")
+        if got["user"] and cnt:
+            feedback.ok(
+                f"TCP_USER_TIMEOUT is {got['user']} ms: with keepalive on, Linux gives up on a silent "
+                f"peer once that long has passed since its last word, and TCP_KEEPCNT ({cnt}) no longer "
+                f"counts (tcp(7)); without it, {idle} s + {intvl} s × {cnt} = {idle + (intvl or 0) * cnt} s"
+            )
     finally:
         wire.close(mine, theirs)
         fresh.close()
