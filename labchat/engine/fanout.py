@@ -63,6 +63,7 @@ class Hub:
         if faults is not None and faults.delay:
             self._delayer = Delayer(faults.delay, clock, self._release)
         self._behind: set[Session] = set()
+        self._later = threading.local()  # .sessions: this thread's sends held back (flushing_later)
         self.bus = bus or LocalBus()
         self.bus.attach(self.deliver)
 
@@ -79,12 +80,33 @@ class Hub:
             self.lock.release()
             if self.transcript is not None:
                 self.transcript.write()  # on disk before anyone is sent it
-            for session in dict.fromkeys(to_flush):
-                self._flush_session(session)
+            held = getattr(self._later, "sessions", None)
+            if held is not None:
+                held.update(dict.fromkeys(to_flush))
+            else:
+                for session in dict.fromkeys(to_flush):
+                    self._flush_session(session)
             for session in to_cut:
                 session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
             for session, reason in to_end:
                 session.end(reason, fault=True)
+
+    @contextmanager
+    def flushing_later(self) -> Iterator[None]:
+        """Within the block, what this thread queues is sent when the block ends, one send per
+        session however many deliveries it got (cut-offs still happen at once). A reader
+        that handles a whole ``recv`` of lines inside one pays for N sends, not N a batch."""
+        if getattr(self._later, "sessions", None) is not None:  # already inside one
+            yield
+            return
+        held: dict[Session, None] = {}
+        self._later.sessions = held
+        try:
+            yield
+        finally:
+            self._later.sessions = None
+            for session in held:
+                self._flush_session(session)
 
     # -- requests from sessions --------------------------------------------------------------
 
@@ -241,8 +263,10 @@ class Hub:
         if all(d.to is None for d in deliveries):
             blobs: dict[str, bytes] = {}
             count = len(deliveries)
+            now = self.clock()  # one reading for all: this loop is as long as the room is big
+            to_flush, soft = self._to_flush, self.soft_outbox
             for session in members:
-                mode = session.mode
+                mode = session.conversation.mode
                 blob = blobs.get(mode)
                 if blob is None:
                     if mode == "json":
@@ -251,7 +275,13 @@ class Hub:
                         blob = b"".join([render(d.event, mode) for d in deliveries])
                     blobs[mode] = blob
                 session.messages_out += count
-                self._put(session, blob)
+                verdict = session.queue(blob, now=now)  # what _put does, inline
+                if verdict == "send":
+                    to_flush.append(session)
+                elif verdict == "over":
+                    self._to_cut.append(session)
+                if session.outbox.size > soft:
+                    self._behind.add(session)
             return
         parts: dict[Session, list[bytes]] = {}
         cache: dict[tuple[int, str], bytes] = {}

@@ -43,7 +43,7 @@ log = logging.getLogger("labchat.server")
 
 # Lines handed to the room in one go: enough to move a paste at once, few enough that
 # the delivery lock is let go often.
-BATCH = 64
+BATCH = 256
 
 # A paced sender is told so at most this often.
 PACED_NOTICE_EVERY = 30.0

@@ -98,6 +98,7 @@ class ThreadingChatServer(ChatServerCore):
         sock = link.sock
         wait = _waiter(sock, select.POLLIN if hasattr(select, "poll") else 0)
         clock = self.clock
+        hub = self.hub
         try:
             session.start()
             while not session.leaving:
@@ -105,7 +106,8 @@ class ThreadingChatServer(ChatServerCore):
                 if session.paused_until:  # lines are waiting: take them when the pause is over
                     link.wake.wait(max(0.0, session.paused_until - now))
                     session.paused_until = 0.0
-                    session.process()
+                    with hub.flushing_later():
+                        session.process()
                     continue
                 timeout = None if session.joined else max(0.0, session.deadline - now)
                 if not wait(timeout):
@@ -114,7 +116,8 @@ class ThreadingChatServer(ChatServerCore):
                         session.on_overdue(why)
                     continue
                 if session.receive_from(sock.recv):
-                    session.process()
+                    with hub.flushing_later():  # one send per reader for all this recv brought
+                        session.process()
             session.drained.wait(max(0.0, session.linger_until - clock()))
         finally:
             self._hang_up(session, link)
