@@ -193,14 +193,16 @@ class RedisServer(Engine):
 
 
 class SharedRoom(Engine):
-    """Two labchat servers (the threaded engine) that are one room through a ``redis-server``.
+    """``servers`` labchat servers (one engine, ``kind``) that are one room through a ``redis-server``.
 
-    ``address`` is the first server's, ``addresses`` both; memory, threads and CPU time are
-    the sum of the three processes, Redis's included, since the room costs all of them.
+    ``address`` is the first server's, ``addresses`` all of them; memory, threads and CPU time
+    are the sum of the processes, Redis's included, since the room costs all of them.
     """
 
     name = "shared"
     protocol = "labchat"
+    servers = 2
+    kind: type[LabchatServer] = ThreadingServer
 
     def __init__(self, max_clients: int = 12000) -> None:
         super().__init__()
@@ -214,8 +216,8 @@ class SharedRoom(Engine):
         self.parts = [redis]
         url = f"redis://127.0.0.1:{redis.address[1]}/0"
         try:
-            for _ in range(2):
-                server = ThreadingServer(self.max_clients)
+            for _ in range(self.servers):
+                server = self.kind(self.max_clients)
                 server.args += ["--backplane", url, "--room", "bench"]
                 server.start()
                 self.parts.append(server)
@@ -248,11 +250,20 @@ class SharedRoom(Engine):
         return sum(part.cpu_seconds() for part in self.parts)
 
 
+def shared(servers: int, kind: type[LabchatServer] = SelectorServer) -> type[SharedRoom]:
+    """A SharedRoom of ``servers`` processes of one engine, as a class the scenarios can start."""
+    return type(
+        f"SharedRoom{servers}", (SharedRoom,), {"name": f"shared{servers}", "servers": servers, "kind": kind}
+    )
+
+
 ENGINES: dict[str, type[Engine]] = {
     "threading": ThreadingServer,
     "selector": SelectorServer,
     "redis": RedisServer,
-    "shared": SharedRoom,  # for benchmarks.multi: one room across two servers
+    "shared": SharedRoom,  # two threaded servers in one room
+    # for benchmarks.multi: one room on 1, 2 or 3 selector-engine servers through one Redis
+    **{f"shared{n}": shared(n) for n in (1, 2, 3)},
 }
 LABCHAT = ("threading", "selector")  # the engines measured against Redis
 

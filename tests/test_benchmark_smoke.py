@@ -52,3 +52,28 @@ def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
     assert selector["threads"] == selector["threads_idle"]  # one thread for all of them
     for engine in ENGINES:
         assert engine in done.stdout  # the table names every engine
+
+
+def test_smoke_multi_benchmark_runs_one_two_and_three_servers_and_loses_nothing() -> None:
+    """benchmarks.multi: one server, 1-3 servers sharing a room through Redis, Redis alone."""
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.multi", "--smoke"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    columns = {"selector", "shared1", "shared2", "shared3", "redis"}
+    assert report["smoke"] is True and report["failures"] == []
+    assert report["lost"] == {column: 0 for column in columns}
+    assert set(report["runs"]) == {"multi-latency", "multi-busy", "multi-fanout10"}
+    for name, by_engine in report["runs"].items():
+        assert set(by_engine) == columns, name
+        for column, runs in by_engine.items():
+            (run,) = runs
+            assert run["lost"] == 0 and run["sent"] > 0 and run["delivered"] > 0, (name, column, run)
+    fanout = report["summary"]["multi-fanout10"]["deliveries_per_s"]
+    assert all(fanout[column] > 0 for column in columns)
+    assert fanout["shared2_vs_one"] is not None and fanout["shared3_vs_redis"] is not None
