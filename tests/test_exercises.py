@@ -301,13 +301,45 @@ def serve_echo_one_at_a_time(listener, stop):
                 conn.sendall(data)
 
 
+def serve_echo_thread_per_client(listener, stop):
+    """Echoes everyone and ends on stop, but with a thread for each client: not the exercise."""
+
+    def echo(conn):
+        with conn:
+            conn.settimeout(0.1)
+            while not stop.is_set():
+                try:
+                    data = conn.recv(4096)
+                except TimeoutError:
+                    continue
+                if not data:
+                    return
+                conn.sendall(data)
+
+    listener.settimeout(0.1)
+    while not stop.is_set():
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            continue
+        threading.Thread(target=echo, args=(conn,), daemon=True).start()
+
+
 def test_selector_echo_passes():
-    assert_passes(exercises.check_selector_echo(serve_echo, quiet=True))
+    result = exercises.check_selector_echo(serve_echo, quiet=True)
+    assert_passes(result)
+    assert any("one thread" in line for line in result.lines), str(result)
 
 
 def test_echo_server_that_serves_one_client_at_a_time_is_told_about_select():
     result = exercises.check_selector_echo(serve_echo_one_at_a_time, quiet=True)
     assert_fails_saying(result, "silent", "select")
+
+
+def test_echo_server_with_a_thread_per_client_is_told_to_use_one_thread():
+    result = exercises.check_selector_echo(serve_echo_thread_per_client, quiet=True)
+    assert_fails_saying(result, "new threads ran", "one thread and a selector, not a thread per client")
+    assert any("while a third sat silent" in line for line in result.lines), str(result)
 
 
 # -- nothing escapes ---------------------------------------------------------------------------

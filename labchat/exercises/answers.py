@@ -207,9 +207,10 @@ def read_lines(sock: socket.socket, count: int) -> list[str]:
 def serve_echo(listener: socket.socket, stop: threading.Event) -> None:
     """Echo every client's bytes back to it, all in this one thread, until `stop` is set."""
     pending = {}  # each client's socket -> the bytes it sent that have not gone back yet
+    cap = 64 * 1024  # past this much pending, stop reading that client until it catches up
 
     def hang_up(sock):
-        selector.unregister(sock)
+        selector.unregister(sock)  # before close: a closed socket's number goes to the next client
         del pending[sock]
         sock.close()
 
@@ -239,8 +240,9 @@ def serve_echo(listener: socket.socket, stop: threading.Event) -> None:
                 except ConnectionError:  # it reset the connection: gone, as with b""
                     hang_up(sock)
                     continue
-                wanted = selectors.EVENT_READ | (selectors.EVENT_WRITE if pending[sock] else 0)
+                reading = selectors.EVENT_READ if len(pending[sock]) < cap else 0
+                wanted = reading | (selectors.EVENT_WRITE if pending[sock] else 0)
                 if key.events != wanted:
                     selector.modify(sock, wanted)
-        for sock in pending:
-            sock.close()
+        for sock in list(pending):
+            hang_up(sock)

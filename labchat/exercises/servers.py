@@ -70,6 +70,10 @@ def check_chopped_client(feedback: Feedback, read_lines: Callable[[socket.socket
             wire.close(sock)
 
 
+# The thread the check calls the learner's serve_echo in: the one thread it may use.
+ECHO_THREAD = "exercise-echo"
+
+
 @guarded("selectors echo server")
 def check_selector_echo(
     feedback: Feedback, serve_echo: Callable[[socket.socket, threading.Event], Any]
@@ -77,7 +81,8 @@ def check_selector_echo(
     """``serve_echo(listener, stop)``: one thread, ``selectors``; echoes every client until stop is set."""
     listener = socket.create_server(("127.0.0.1", 0))
     stop = threading.Event()
-    server = attempt(serve_echo, listener, stop, timeout=0, name="exercise-echo")
+    before = set(threading.enumerate())
+    server = attempt(serve_echo, listener, stop, timeout=0, name=ECHO_THREAD)
     clients: list[socket.socket] = []
 
     def client() -> socket.socket:
@@ -96,6 +101,16 @@ def check_selector_echo(
             echoes = [f"nothing ({type(error).__name__})"]
         if echoes == [b"hello from 0\n", b"hello from 1\n"]:
             feedback.ok("two clients got their own words back while a third sat silent")
+            started = [t for t in threading.enumerate() if t not in before and t.name != ECHO_THREAD]
+            if started:
+                feedback.not_yet(
+                    f"while three clients were connected, {len(started)} new "
+                    f"thread{'s' if len(started) > 1 else ''} ran besides the one serve_echo was called in",
+                    "one thread and a selector, not a thread per client: register each new connection "
+                    "with the selector and serve it in the same loop as the listener",
+                )
+            else:
+                feedback.ok("it served all three clients in its one thread")
         else:
             feedback.not_yet(
                 f"with one silent client connected, two others got {echoes!r}",
