@@ -110,6 +110,8 @@ class Refused:
 class ServerConversation:
     """The server's side: banner, then hello (JSON or a nick line), then chat."""
 
+    __slots__ = ("state", "mode", "max_line", "_decoder", "_block", "_block_size", "_block_dropped")
+
     def __init__(self, max_line: int = MAX_LINE) -> None:
         self.state = State.BANNER
         self.mode = "json"  # "text" once a person's nick line arrives

@@ -28,6 +28,8 @@ _ON_TIME = 1e-6
 class TokenBucket:
     """Up to ``burst`` tokens, refilled at ``rate`` a second; ``take()`` spends one if there is one."""
 
+    __slots__ = ("rate", "burst", "_clock", "_level", "_stamp")
+
     def __init__(self, rate: float, burst: int, *, clock: Callable[[], float] = time.monotonic) -> None:
         if not (isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0):
             raise ValueError(f"rate must be a number of tokens a second above 0, not {rate!r}")

@@ -436,13 +436,17 @@ class Decoder:
     with the next one, so one oversized paste costs one error, not the connection.
     """
 
+    __slots__ = ("max_line", "skip_long", "_buffer", "_lines", "_skipping", "closed")
+
     def __init__(self, max_line: int = MAX_LINE, *, skip_long: bool = False) -> None:
         if max_line < 1:
             raise ValueError("max_line must be positive")
         self.max_line = max_line
         self.skip_long = skip_long
         self._buffer = bytearray()
-        self._lines: deque[bytes | ProtocolError] = deque()
+        # No lines waiting: an empty tuple, not a deque of 600 bytes (a server holds one
+        # decoder for each idle client); the deque is made when lines arrive.
+        self._lines: deque[bytes | ProtocolError] | tuple = ()
         self._skipping = False  # inside a line already reported too long
         self.closed = False
 
@@ -482,7 +486,7 @@ class Decoder:
             if max(map(len, parts)) <= self.max_line:  # the usual case: every line fits
                 if joined or b"\r" in data:
                     parts = [line[:-1] if line.endswith(b"\r") else line for line in parts]
-                self._lines.extend(parts)
+                self._waiting().extend(parts)
             else:
                 for line in parts:
                     if len(line) > self.max_line:
@@ -498,7 +502,7 @@ class Decoder:
         self._buffer += rest
 
     def _push(self, line: bytes) -> None:
-        self._lines.append(line[:-1] if line.endswith(b"\r") else line)
+        self._waiting().append(line[:-1] if line.endswith(b"\r") else line)
 
     def _too_long(self, size: str) -> None:
         self._buffer.clear()
@@ -507,7 +511,12 @@ class Decoder:
         else:
             self.closed = True
         message = f"line too long: {size}, limit {self.max_line}"
-        self._lines.append(ProtocolError("line-too-long", message))
+        self._waiting().append(ProtocolError("line-too-long", message))
+
+    def _waiting(self) -> deque[bytes | ProtocolError]:
+        if type(self._lines) is tuple:
+            self._lines = deque()
+        return self._lines
 
     def take(self, limit: int) -> list[bytes | ProtocolError]:
         """Up to ``limit`` complete lines at once, in order, a too-long line's error in its
@@ -515,15 +524,18 @@ class Decoder:
         lines = self._lines
         if len(lines) <= limit:
             out = list(lines)
-            lines.clear()
+            self._lines = ()
             return out
         return [lines.popleft() for _ in range(limit)]
 
     def next_line(self) -> bytes | None:
         """The next complete line, or None until more is fed; raises a too-long line's error."""
-        if not self._lines:
+        lines = self._lines
+        if not lines:
             return None
-        item = self._lines.popleft()
+        item = lines.popleft()
+        if not lines:
+            self._lines = ()
         if isinstance(item, ProtocolError):
             raise item
         return item
@@ -531,6 +543,8 @@ class Decoder:
     def __iter__(self) -> Iterator[bytes]:
         while self._lines:
             item = self._lines.popleft()
+            if not self._lines:
+                self._lines = ()
             if isinstance(item, ProtocolError):
                 raise item
             yield item

@@ -57,8 +57,53 @@ class Refusal(Exception):
         self.code = code
 
 
+# Guards the making of a session's ``drained`` event, made only once someone asks for it.
+_MAKING = threading.Lock()
+
+
 class Session:
-    """One client connection, whatever engine waits for it. See the module docstring."""
+    """One client connection, whatever engine waits for it. See the module docstring.
+
+    Slots, not a ``__dict__``, and no ``threading.Event`` until it is leaving: a server of
+    10,000 idle clients holds 10,000 of these (see docs/performance.md).
+    """
+
+    __slots__ = (
+        "core",
+        "number",
+        "address",
+        "where",
+        "host",
+        "since",
+        "conversation",
+        "outbox",
+        "lock",
+        "tls",
+        "bucket",
+        "nick",
+        "joined",
+        "leaving",
+        "ended",
+        "reason",
+        "fault",
+        "deadline",
+        "linger_until",
+        "paused_until",
+        "congested_until",
+        "backlogged",
+        "_sending",
+        "_told_paced",
+        "received_tls",
+        "tls_ended",
+        "evicted",
+        "_drained",
+        "received_bytes",
+        "messages_in",
+        "messages_out",
+        "sock",  # set by the engine
+        "link",  # the threaded engine's own
+        "__weakref__",  # the backplane keeps members in weak mappings
+    )
 
     def __init__(self, core: ChatServerCore, address: tuple, number: int) -> None:
         now = core.clock()
@@ -89,10 +134,21 @@ class Session:
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
         self.tls_ended = False  # ... and the end of its stream
         self.evicted = False  # gave way to a newer stranger: refused on its own thread's next turn
-        self.drained = threading.Event()  # set once leaving and every byte has gone
+        self._drained: threading.Event | None = None  # see drained
         self.received_bytes = 0
         self.messages_in = 0
         self.messages_out = 0
+
+    @property
+    def drained(self) -> threading.Event:
+        """Set once it is leaving and every byte has gone (made on first use)."""
+        event = self._drained
+        if event is None:
+            with _MAKING:
+                event = self._drained
+                if event is None:
+                    event = self._drained = threading.Event()
+        return event
 
     # -- names -------------------------------------------------------------------------
 
