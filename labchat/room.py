@@ -317,16 +317,14 @@ class Room:
                     tail = stripped.rstrip("!. ")  # see _say: the classic way out
                     if len(tail) == 3 and tail.lower() == "bye":
                         break
-                    if "\n" in text or "\r" in text or "\t" in text:
+                    if text.isprintable():  # one line, nothing to neutralise: clean_text is strip()
+                        clean = stripped  # (line breaks, tabs and all safe() changes are unprintable)
+                        if len(clean) > MAX_TEXT:
+                            break
+                    else:
                         try:
                             clean = clean_text(text)
                         except RoomError:
-                            break
-                    else:  # clean_text of one line
-                        # safe() changes nothing printable (all it changes are of the
-                        # categories Cc, Cf, Zl and Zp), and isprintable() is the quicker test
-                        clean = stripped if stripped.isprintable() else safe(stripped)
-                        if len(clean) > MAX_TEXT:
                             break
                     self._seq += 1
                     event = Event.checked("message", self._seq, stamp, nick, clean)
