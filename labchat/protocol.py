@@ -407,18 +407,18 @@ def decode_event(line: bytes) -> Event:
     kind = data.pop("type")
     if kind not in KINDS:
         raise ProtocolError("bad-frame", f"unknown event type {kind!r}")
-    try:
-        return Event(
-            kind=kind,
-            sender=str(data.get("sender", "")),
-            text=str(data.get("text", "")),
-            seq=int(data.get("seq", 0)),
-            time=float(data.get("time", 0.0)),
-            target=str(data.get("target", "")),
-            code=str(data.get("code", "")),
-            users=tuple(str(u) for u in data.get("users", ())),
-            history=bool(data.get("history", False)),
-            count=int(data.get("count", 0)),
+    try:  # every field made its type here and the kind checked: Event.checked needs no more
+        return Event.checked(
+            kind,
+            int(data.get("seq", 0)),
+            float(data.get("time", 0.0)),
+            str(data.get("sender", "")),
+            str(data.get("text", "")),
+            str(data.get("target", "")),
+            str(data.get("code", "")),
+            tuple(str(u) for u in data.get("users", ())),
+            bool(data.get("history", False)),
+            int(data.get("count", 0)),
         )
     except (TypeError, ValueError, OverflowError) as exc:
         raise ProtocolError("bad-frame", f"malformed {kind} event: {exc}") from None

@@ -13,7 +13,7 @@ numbered from it in their order, so every server reads the same numbers.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from ..protocol import Event, decode_event, encode
 
@@ -87,7 +87,7 @@ def unpack(data: bytes, entry_id: str) -> Entry:
     for event, to, keep in raw:
         if event.seq:
             seq += 1
-            event = replace(event, seq=seq)
+            event = Event.checked(**{**event.__dict__, "seq": seq})  # replace(), without its checks
         items.append(Item(event, None if to is None else tuple(to), keep))
     join = body.get("j")
     return Entry(
