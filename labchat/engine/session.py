@@ -436,27 +436,19 @@ class Session:
         same lock hold that finds the outbox empty, so no byte is left behind.
         """
         clock = self.core.clock
-        with self.lock:
+        faults = self.core.faults
+        with self.lock:  # the first look also takes the first bytes: one lock hold, not two
             if self._sending:
                 return False
+            data = self.outbox.peek()
+            if not data:
+                self.backlogged = False
+                if self.leaving:
+                    self.drained.set()
+                return True
             self._sending = True
-        data, count = b"", 0
         while True:
-            with self.lock:
-                if data:
-                    self.outbox.sent(count, clock())
-                    if count < len(data):
-                        self.backlogged = True
-                        self._sending = False
-                        return False
-                data = self.outbox.peek()
-                if not data:
-                    self.backlogged = False
-                    self._sending = False
-                    if self.leaving:
-                        self.drained.set()
-                    return True
-            piece = self.core.faults.piece(data)  # the whole of it, unless chopping for a lesson
+            piece = faults.piece(data) if faults.chop else data  # chopped only for a lesson
             try:
                 count = send(piece)
             except (BlockingIOError, InterruptedError):
@@ -478,6 +470,19 @@ class Session:
                     self.backlogged = True
                     self._sending = False
                 return False
+            with self.lock:
+                self.outbox.sent(count, clock())
+                if count < len(data):
+                    self.backlogged = True
+                    self._sending = False
+                    return False
+                data = self.outbox.peek()
+                if not data:
+                    self.backlogged = False
+                    self._sending = False
+                    if self.leaving:
+                        self.drained.set()
+                    return True
 
     def overdue(self, now: float) -> str | None:
         """Why this session must be ended now, by its timers, or None."""
