@@ -144,16 +144,17 @@ class SelectorChatServer(ChatServerCore):
         A session that fails here is closed, and that may queue more for others:
         they are taken in the same loop, never by recursion.
         """
+        socks = self._socks
         while self._dirty:
-            session = next(iter(self._dirty))
-            del self._dirty[session]
-            sock = self._socks.get(session)
-            if sock is None:
-                continue
-            if session.write(sock.send) is None:
-                self._close(session)
-            else:
-                self._update(session)
+            dirty, self._dirty = self._dirty, {}  # what closing one queues is taken next time round
+            for session in dirty:
+                sock = socks.get(session)
+                if sock is None:
+                    continue
+                if session.write(sock.send) is None:
+                    self._close(session)
+                else:
+                    self._update(session)
 
     def _run_calls(self) -> None:
         try:
