@@ -44,6 +44,7 @@ from .conversation import (
     RemoteProtocolError,
 )
 from .protocol import Event, ProtocolError
+from .text import seconds
 
 EventCallback = Callable[[Event], object]
 WireCallback = Callable[[str, bytes], object]
@@ -204,7 +205,7 @@ class ChatClient:
                     raise ConnectionClosed(self.close_reason or "the connection is closed")
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
-                    raise TimeoutError(f"no event within {timeout:g} seconds")
+                    raise TimeoutError(f"no event within {seconds(timeout)}")
                 self._ready.wait(left)
             return self._events.popleft()
 

@@ -77,3 +77,8 @@ def trim(text: str) -> str:
         start = end + 1  # a blank line before the first line with words
     text = text[start:]
     return text if "\n" in text else text.lstrip()
+
+
+def seconds(value: float) -> str:
+    """A duration as people write it: '1 second', '0.5 seconds', '30 seconds'."""
+    return f"{value:g} second{'' if value == 1 else 's'}"

@@ -30,7 +30,7 @@ from ..conversation import (
 )
 from ..pacing import TokenBucket
 from ..protocol import PROTOCOL, Event, Hello, Say
-from ..text import safe
+from ..text import safe, seconds
 from . import limits
 from .outbox import Outbox
 from .outbox import State as OutboxState
@@ -503,12 +503,12 @@ class Session:
                 self._refuse_plain()
             else:
                 timeout = self.core.hello_timeout
-                self.refuse("hello-timeout", f"no hello within {timeout:g} seconds")
+                self.refuse("hello-timeout", f"no hello within {seconds(timeout)}")
         elif why == "stalled":
             waiting = self.outbox.size
             self.cut(
                 f"stuck: stopped reading, {waiting} bytes waiting and none taken for "
-                f"{self.core.stall_timeout:g} seconds"
+                f"{seconds(self.core.stall_timeout)}"
             )
         elif why == "linger":
             self.core.engine_abort(self)
