@@ -148,10 +148,16 @@ def test_a_chopping_server_still_delivers_every_message_whole(make_server, conne
 
 def test_a_chopping_server_breaks_a_client_that_takes_one_recv_for_one_message(make_server) -> None:
     chopping = make_server(bot=False, faults={"chop": True})
-    sock = socket.create_connection(chopping.address, timeout=WAIT)
-    first = sock.recv(4096)  # a naive client: "the banner is one recv"
-    assert first and not first.endswith(b"\n")  # only a piece of it
-    sock.close()
+
+    def first_recv_is_a_piece() -> bool:
+        with socket.create_connection(chopping.address, timeout=WAIT) as sock:
+            first = sock.recv(4096)  # a naive client: "the banner is one recv"
+            return bool(first) and not first.endswith(b"\n")
+
+    # The banner leaves in twenty or more separate sends; how many of them one recv finds depends
+    # on when the client is scheduled, so a busy machine may let one client find them all: a
+    # naive client is broken if any of a few tries gets only a piece.
+    assert any(first_recv_is_a_piece() for _ in range(5))
 
 
 def test_a_delaying_server_holds_deliveries_back_in_order(make_server, connect) -> None:
