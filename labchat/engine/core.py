@@ -17,6 +17,7 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+import os
 import secrets
 import socket
 import ssl
@@ -197,7 +198,11 @@ class ChatServerCore:
         if self._listener is not None:
             raise RuntimeError("the server is already started")
         listener = socket.socket(socket.AF_INET6 if ":" in self.host else socket.AF_INET)
-        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # A restart may bind past TIME_WAIT; on Windows SO_REUSEADDR would let others take the port.
+        if os.name == "posix":
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        elif hasattr(socket, "SO_EXCLUSIVEADDRUSE"):  # Windows: nobody else may bind it while we listen
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_EXCLUSIVEADDRUSE, 1)
         try:
             listener.bind((self.host, self.port))
             listener.listen(128)
