@@ -268,7 +268,7 @@ class Session:
                         self.messages_in += len(events)
                         batch += events
                         if len(batch) >= BATCH and self._flush(batch):
-                            return self._hold([], self.congested_until)
+                            return self._hold([], self._congestion_poll())
                         continue
                 try:
                     event = self.conversation.next_event()
@@ -291,7 +291,7 @@ class Session:
                 self.messages_in += 1
                 batch.append(event.text if isinstance(event, Say) else event)
                 if len(batch) >= BATCH and self._flush(batch):
-                    return self._hold([], self.congested_until)
+                    return self._hold([], self._congestion_poll())
         except Exception:
             log.exception("%s: unexpected error", self.who)
             self.end("server error")
@@ -303,6 +303,11 @@ class Session:
             return 0.0
         self.paused_until = until
         return until
+
+    def _congestion_poll(self) -> float:
+        """When a sender just held back for slow readers looks again: in CONGESTION_POLL, not
+        at the end of the longest wait (it goes on as soon as they have caught up)."""
+        return min(self.congested_until, self.core.clock() + limits.CONGESTION_POLL)
 
     def _flush(self, batch: list[str | Invalid]) -> bool:
         """Hand the batch to the room; True when readers are behind and this sender must wait."""
