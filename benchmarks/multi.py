@@ -3,7 +3,7 @@ one server alone and beside Redis pub/sub alone, all in the same run.
 
 Run from the repository root:
 
-    python -m benchmarks.multi                  # the full run, about 6 minutes
+    python -m benchmarks.multi                  # the full run, about 4 minutes
     python -m benchmarks.multi --smoke          # a quick check that everything runs and nothing is lost
     python -m benchmarks.multi --out benchmarks/multi.json
 

@@ -91,8 +91,10 @@ def fanout_figure(report: dict, path: Path) -> None:
         ax.minorticks_off()
         ax.set_xlabel("receivers N (one sender, 100-byte messages)")
         ax.set_title(title, fontsize=10)
-        ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
+    # Both panels share one axis: set its range once both are drawn, so neither is cut off.
+    top = max(value for ax in axes for line in ax.get_lines() for value in line.get_ydata())
+    axes[0].set_ylim(0, top * 1.08)
     axes[0].set_ylabel("deliveries per second (millions)")
     axes[0].legend(fontsize=8)
     fig.suptitle(f"Fan-out in one run ({report['machine']['date']})", fontsize=11)
