@@ -19,6 +19,9 @@ from dataclasses import dataclass
 
 # The most bytes one chopped send carries.
 CHOP_MOST = 7
+# How long a chopped connection rests between pieces: long enough that a client reading at once
+# finds one piece per recv, rather than the kernel having gathered them all by then.
+CHOP_GAP = 0.002
 
 
 @dataclass(frozen=True)

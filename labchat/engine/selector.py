@@ -46,6 +46,7 @@ class SelectorChatServer(ChatServerCore):
         self._masks: dict[Session, int] = {}
         self._timed: set[Session] = set()  # sessions with a deadline to watch
         self._paused: dict[Session, float] = {}
+        self._resting: dict[Session, float] = {}  # chopping for a lesson: next piece not before
         self._dirty: dict[Session, None] = {}  # queued to since the last flush, in order
         self._stopping = False
         self._accepting = True
@@ -114,6 +115,8 @@ class SelectorChatServer(ChatServerCore):
             timeout = next_tick - now
             if self._paused:
                 timeout = min(timeout, min(self._paused.values()) - now)
+            if self._resting:
+                timeout = min(timeout, min(self._resting.values()) - now)
             for key, mask in self._selector.select(max(0.0, timeout)):
                 what = key.data
                 if what == "accept":
@@ -132,6 +135,11 @@ class SelectorChatServer(ChatServerCore):
                         del self._paused[session]
                         session.paused_until = 0.0
                         self._after_process(session, session.process())
+            if self._resting:
+                for session, until in list(self._resting.items()):
+                    if until <= now:
+                        del self._resting[session]
+                        self._dirty[session] = None
             if now >= next_tick:
                 next_tick = now + limits.TICK
                 self._check_timers(now)
@@ -218,7 +226,10 @@ class SelectorChatServer(ChatServerCore):
         if not session.leaving and session not in self._paused:
             mask |= selectors.EVENT_READ
         if session.backlogged:
-            mask |= selectors.EVENT_WRITE
+            if session.rest_until > self.clock():  # a chopped piece went: the next after a rest
+                self._resting[session] = session.rest_until
+            else:
+                mask |= selectors.EVENT_WRITE
         if session.leaving or session.backlogged:
             self._timed.add(session)
         if mask == self._masks.get(session, 0):
@@ -264,6 +275,7 @@ class SelectorChatServer(ChatServerCore):
             self._selector.unregister(sock)
         self._timed.discard(session)
         self._paused.pop(session, None)
+        self._resting.pop(session, None)
         if not session.leaving:
             session.end(session.reason or "connection closed")
         try:

@@ -32,6 +32,7 @@ from ..pacing import TokenBucket
 from ..protocol import PROTOCOL, Event, Hello, Say
 from ..text import safe, seconds
 from . import limits
+from .faults import CHOP_GAP
 from .outbox import Outbox
 from .outbox import State as OutboxState
 from .secure import HANDSHAKE, TLSLayer
@@ -90,6 +91,7 @@ class Session:
         "linger_until",
         "paused_until",
         "congested_until",
+        "rest_until",
         "backlogged",
         "_sending",
         "_told_paced",
@@ -128,6 +130,7 @@ class Session:
         self.linger_until = 0.0
         self.paused_until = 0.0  # not to be read from before this (paced)
         self.congested_until = 0.0  # held back for slow readers until they drain or this passes
+        self.rest_until = 0.0  # chopping for a lesson: the next piece not before this
         self.backlogged = False  # the kernel took less than offered: the rest waits for writability
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
@@ -471,6 +474,7 @@ class Session:
                 return False
             if len(piece) < len(data) and count == len(piece):  # chopped: the rest on a later turn
                 with self.lock:
+                    self.rest_until = clock() + CHOP_GAP
                     self.outbox.sent(count, clock())
                     self.backlogged = True
                     self._sending = False

@@ -163,6 +163,9 @@ class ThreadingChatServer(ChatServerCore):
                     link.writable.wait()
             if link.wake.is_set():
                 return
+            rest = session.rest_until - self.clock()
+            if rest > 0:  # a chopped piece went: the next after a rest
+                link.wake.wait(rest)
             if wait(limits.TICK):
                 done = session.write(link.sock.send)
                 if done is None:
