@@ -65,6 +65,7 @@ from typing import NamedTuple
 import pytest
 
 from labchat import ChatClient, ChatServer
+from labchat.exercises import Result
 from labchat.protocol import Event, decode_event
 from labchat.server import SelectorChatServer, ThreadingChatServer
 
@@ -437,3 +438,27 @@ def no_stray_threads() -> Iterator[None]:
         next(iter(left)).join(0.05)
     if left:
         pytest.fail(f"threads still alive after the test: {sorted(t.name for t in left)}")
+
+
+# -- exercise checks: what a Result must say ----------------------------------------------------------
+
+
+def hints(result: Result) -> str:
+    """The 'not yet' lines of an exercise check's Result."""
+    return "\n".join(line for line in result.lines if line.startswith("not yet:"))
+
+
+def assert_passes(result: Result) -> None:
+    """Every line an 'ok'."""
+    assert result.passed, str(result)
+    assert result.lines and all(line.startswith("ok: ") for line in result.lines), str(result)
+
+
+def assert_fails_saying(result: Result, *words: str) -> None:
+    """Not passed, with a hint that holds every word, and no traceback."""
+    assert not result.passed, str(result)
+    said = hints(result)
+    assert "hint: " in said, str(result)
+    for word in words:
+        assert word in said, f"{word!r} not in:\n{result}"
+    assert "Traceback" not in str(result)

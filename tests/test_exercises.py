@@ -12,6 +12,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import assert_fails_saying, assert_passes
 
 from labchat import exercises
 from labchat.bot import Greeter
@@ -29,25 +30,6 @@ from labchat.exercises.answers import (
     swap,
 )
 from labchat.exercises.programs import classic
-
-
-def hints(result: exercises.Result) -> str:
-    return "\n".join(line for line in result.lines if line.startswith("not yet:"))
-
-
-def assert_passes(result: exercises.Result) -> None:
-    assert result.passed, str(result)
-    assert result.lines and all(line.startswith("ok: ") for line in result.lines), str(result)
-
-
-def assert_fails_saying(result: exercises.Result, *words: str) -> None:
-    assert not result.passed, str(result)
-    said = hints(result)
-    assert "hint: " in said, str(result)
-    for word in words:
-        assert word in said, f"{word!r} not in:\n{result}"
-    assert "Traceback" not in str(result)
-
 
 # -- recv_exactly, recv_line, sendall -----------------------------------------------------------
 

@@ -11,26 +11,10 @@ import socket
 import threading
 
 import pytest
+from conftest import assert_fails_saying, assert_passes
 
 from labchat import exercises
 from labchat.exercises.alive import keep_alive
-
-# The same two assertions as tests/test_exercises.py: every line ok, or a hint naming the problem.
-
-
-def assert_passes(result: exercises.Result) -> None:
-    assert result.passed, str(result)
-    assert result.lines and all(line.startswith("ok: ") for line in result.lines), str(result)
-
-
-def assert_fails_saying(result: exercises.Result, *words: str) -> None:
-    assert not result.passed, str(result)
-    said = "\n".join(line for line in result.lines if line.startswith("not yet:"))
-    assert "hint: " in said, str(result)
-    for word in words:
-        assert word in said, f"{word!r} not in:\n{result}"
-    assert "Traceback" not in str(result)
-
 
 linux_like = pytest.mark.skipif(
     not all(hasattr(socket, name) for name in ("TCP_KEEPIDLE", "TCP_KEEPINTVL", "TCP_KEEPCNT")),
