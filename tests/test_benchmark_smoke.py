@@ -17,16 +17,21 @@ LABCHAT = ("threading", "selector")
 ENGINES = (*LABCHAT, "redis")
 
 
-def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
+def smoke(module: str, timeout: float) -> tuple[dict, str]:
+    """Run ``python -m MODULE --smoke``; its JSON report (the last line) and all it printed."""
     done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.fanout", "--smoke"],
+        [sys.executable, "-m", module, "--smoke"],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=timeout,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    return json.loads(done.stdout.strip().splitlines()[-1]), done.stdout
+
+
+def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
+    report, printed = smoke("benchmarks.fanout", timeout=120)
     assert report["smoke"] is True
     assert report["failures"] == []
     assert report["lost"] == {engine: 0 for engine in ENGINES}
@@ -51,20 +56,12 @@ def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
     assert threaded["threads"] >= threaded["threads_idle"] + 200  # a thread per connection
     assert selector["threads"] == selector["threads_idle"]  # one thread for all of them
     for engine in ENGINES:
-        assert engine in done.stdout  # the table names every engine
+        assert engine in printed  # the table names every engine
 
 
 def test_smoke_multi_benchmark_runs_one_two_and_three_servers_and_loses_nothing() -> None:
     """benchmarks.multi: one server, 1-3 servers sharing a room through Redis, Redis alone."""
-    done = subprocess.run(
-        [sys.executable, "-m", "benchmarks.multi", "--smoke"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=180,
-    )
-    assert done.returncode == 0, done.stdout + done.stderr
-    report = json.loads(done.stdout.strip().splitlines()[-1])
+    report, printed = smoke("benchmarks.multi", timeout=180)
     columns = {"selector", "shared1", "shared2", "shared3", "redis"}
     assert report["smoke"] is True and report["failures"] == []
     assert report["lost"] == {column: 0 for column in columns}
