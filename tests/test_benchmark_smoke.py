@@ -61,7 +61,7 @@ def test_smoke_benchmark_runs_both_engines_and_loses_nothing() -> None:
 
 def test_smoke_multi_benchmark_runs_one_two_and_three_servers_and_loses_nothing() -> None:
     """benchmarks.multi: one server, 1-3 servers sharing a room through Redis, Redis alone."""
-    report, printed = smoke("benchmarks.multi", timeout=180)
+    report, _ = smoke("benchmarks.multi", timeout=180)
     columns = {"selector", "shared1", "shared2", "shared3", "redis"}
     assert report["smoke"] is True and report["failures"] == []
     assert report["lost"] == {column: 0 for column in columns}
