@@ -112,11 +112,7 @@ class SelectorChatServer(ChatServerCore):
         next_tick = clock() + limits.TICK
         while not self._stopping:
             now = clock()
-            timeout = next_tick - now
-            if self._paused:
-                timeout = min(timeout, min(self._paused.values()) - now)
-            if self._resting:
-                timeout = min(timeout, min(self._resting.values()) - now)
+            timeout = min((next_tick, *self._paused.values(), *self._resting.values())) - now
             for key, mask in self._selector.select(max(0.0, timeout)):
                 what = key.data
                 if what == "accept":
@@ -129,17 +125,11 @@ class SelectorChatServer(ChatServerCore):
                     if mask & selectors.EVENT_READ and what in self._socks:
                         self._read(what)
             now = clock()
-            if self._paused:
-                for session, until in list(self._paused.items()):
-                    if until <= now:
-                        del self._paused[session]
-                        session.paused_until = 0.0
-                        self._after_process(session, session.process())
-            if self._resting:
-                for session, until in list(self._resting.items()):
-                    if until <= now:
-                        del self._resting[session]
-                        self._dirty[session] = None
+            for session in _due(self._paused, now):
+                session.paused_until = 0.0
+                self._after_process(session, session.process())
+            for session in _due(self._resting, now):
+                self._dirty[session] = None
             if now >= next_tick:
                 next_tick = now + limits.TICK
                 self._check_timers(now)
@@ -284,3 +274,13 @@ class SelectorChatServer(ChatServerCore):
             pass
         sock.close()
         self.forget(session)
+
+
+def _due(timers: dict[Session, float], now: float) -> list[Session]:
+    """Take out of ``timers`` (session: when) the sessions whose time has come."""
+    if not timers:
+        return []
+    due = [session for session, until in timers.items() if until <= now]
+    for session in due:
+        del timers[session]
+    return due
