@@ -218,6 +218,7 @@ class ChatServerCore:
             soft_outbox=min(limits.SOFT_OUTBOX, self.outbox_limit // 4),
             clock=self.clock,
             flush=self.engine_flush,
+            flush_all=self.engine_flush_all,
             bus=self._bus,
             transcript=transcript,
             faults=self.faults,
@@ -376,6 +377,11 @@ class ChatServerCore:
 
     def engine_flush(self, session: Session) -> None:
         raise NotImplementedError
+
+    def engine_flush_all(self, sessions: list[Session]) -> None:
+        """``engine_flush`` each of these once, in order (a session may be named twice)."""
+        for session in dict.fromkeys(sessions):
+            self.engine_flush(session)
 
     def engine_abort(self, session: Session) -> None:
         raise NotImplementedError

@@ -44,6 +44,7 @@ class Hub:
         soft_outbox: int,
         clock: Callable[[], float],
         flush: Callable[[Session], None],
+        flush_all: Callable[[list[Session]], None] | None = None,
         bus: Bus | None = None,
         transcript: Transcript | None = None,
         faults: Faults | None = None,
@@ -55,6 +56,7 @@ class Hub:
         self.transcript = transcript
         self.closing = False
         self._flush_session = flush
+        self._flush_all = flush_all or self._flush_each
         self.lock = threading.Lock()
         self._to_flush: list[Session] = []
         self._to_cut: list[Session] = []
@@ -83,13 +85,16 @@ class Hub:
             held = getattr(self._later, "sessions", None)
             if held is not None:
                 held.update(dict.fromkeys(to_flush))
-            else:
-                for session in dict.fromkeys(to_flush):
-                    self._flush_session(session)
+            elif to_flush:
+                self._flush_all(to_flush)
             for session in to_cut:
                 session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
             for session, reason in to_end:
                 session.end(reason, fault=True)
+
+    def _flush_each(self, sessions: list[Session]) -> None:
+        for session in dict.fromkeys(sessions):  # once each, in the order they were queued to
+            self._flush_session(session)
 
     @contextmanager
     def flushing_later(self) -> Iterator[None]:
@@ -275,7 +280,7 @@ class Hub:
                         blob = b"".join([render(d.event, mode) for d in deliveries])
                     blobs[mode] = blob
                 session.messages_out += count
-                verdict = session.queue(blob, now=now)  # what _put does, inline
+                verdict = session.put(blob, now)  # what _put does, inline
                 if verdict == "send":
                     to_flush.append(session)
                 elif verdict == "over":

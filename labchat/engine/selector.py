@@ -34,6 +34,12 @@ class SelectorChatServer(ChatServerCore):
     engine = "selector"
 
     def _serve(self, listener: socket.socket) -> None:
+        self._prepare(listener)
+        self._thread = threading.Thread(target=self._loop, name="labchat-selector", daemon=True)
+        self._thread.start()
+
+    def _prepare(self, listener: socket.socket) -> None:
+        """Everything the loop needs, before its thread starts."""
         listener.setblocking(False)
         self._selector = selectors.DefaultSelector()
         self._selector.register(listener, selectors.EVENT_READ, "accept")
@@ -50,8 +56,6 @@ class SelectorChatServer(ChatServerCore):
         self._dirty: dict[Session, None] = {}  # queued to since the last flush, in order
         self._stopping = False
         self._accepting = True
-        self._thread = threading.Thread(target=self._loop, name="labchat-selector", daemon=True)
-        self._thread.start()
 
     # -- other threads' requests ------------------------------------------------------------------
 
@@ -142,17 +146,19 @@ class SelectorChatServer(ChatServerCore):
         A session that fails here is closed, and that may queue more for others:
         they are taken in the same loop, never by recursion.
         """
-        socks = self._socks
+        socks, masks, want_write = self._socks, self._masks, selectors.EVENT_WRITE
         while self._dirty:
             dirty, self._dirty = self._dirty, {}  # what closing one queues is taken next time round
             for session in dirty:
                 sock = socks.get(session)
                 if sock is None:
                     continue
-                if session.write(sock.send) is None:
+                done = session.write(sock.send)
+                if done is None:
                     self._close(session)
-                else:
+                elif not done or session.leaving or masks.get(session, 0) & want_write:
                     self._update(session)
+                # else: all sent and nothing else changed, as in nearly every round of a busy room
 
     def _run_calls(self) -> None:
         try:
@@ -237,6 +243,14 @@ class SelectorChatServer(ChatServerCore):
             self._call(lambda: self.engine_flush(session))
             return
         self._dirty[session] = None  # sent at the end of this round, with whatever else it gets
+
+    def engine_flush_all(self, sessions: list[Session]) -> None:
+        if threading.current_thread() is not self._thread:
+            self._call(lambda: self.engine_flush_all(sessions))
+            return
+        dirty = self._dirty
+        for session in sessions:
+            dirty[session] = None
 
     def engine_wake(self, session: Session) -> None:
         if threading.current_thread() is not self._thread:

@@ -434,6 +434,18 @@ class Session:
                 return "over"
             return "wait" if self.backlogged or self._sending else "send"
 
+    def put(self, data: bytes, now: float) -> str:
+        """``queue`` for the room's broadcasts, which call it once per member: the same answer."""
+        if self.tls is not None:
+            return self.queue(data, now=now)
+        outbox = self.outbox
+        with self.lock:
+            if not outbox.put(data, now):
+                return "wait"
+            if outbox.size > self.core.outbox_limit:
+                return "over"
+            return "wait" if self.backlogged or self._sending else "send"
+
     def write(self, send: Callable[[bytes], int]) -> bool | None:
         """Send what is queued through ``send`` (a non-blocking socket's) until done or the kernel is full.
 
@@ -442,56 +454,71 @@ class Session:
         Only one thread is ever inside at once; another caller returns at once, and
         whatever it queued is sent by the one inside: the flag is cleared under the
         same lock hold that finds the outbox empty, so no byte is left behind.
+        This runs once per reader per round of a busy room: one lock hold before the
+        send and one after it, nothing else.
         """
-        clock = self.core.clock
-        faults = self.core.faults
-        with self.lock:  # the first look also takes the first bytes: one lock hold, not two
+        lock, outbox = self.lock, self.outbox
+        with lock:  # the first look also takes the first bytes: one lock hold, not two
             if self._sending:
                 return False
-            data = self.outbox.peek()
+            data = outbox.peek()
             if not data:
                 self.backlogged = False
                 if self.leaving:
                     self.drained.set()
                 return True
             self._sending = True
+        if self.core.faults.chop:
+            return self._write_chopped(send, data)
+        clock = self.core.clock
         while True:
-            piece = faults.piece(data) if faults.chop else data  # chopped only for a lesson
             try:
-                count = send(piece)
+                count = send(data)
             except (BlockingIOError, InterruptedError):
                 count = 0
             except OSError as exc:
-                with self.lock:
-                    self.outbox.close()
-                    self._sending = False
-                self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
-                return None
-            if not count:
-                with self.lock:
-                    self.backlogged = True
-                    self._sending = False
-                return False
-            if len(piece) < len(data) and count == len(piece):  # chopped: the rest on a later turn
-                with self.lock:
-                    self.rest_until = clock() + CHOP_GAP
-                    self.outbox.sent(count, clock())
-                    self.backlogged = True
-                    self._sending = False
-                return False
-            with self.lock:
-                self.outbox.sent(count, clock())
+                return self._send_failed(exc)
+            with lock:
                 if count < len(data):
+                    outbox.sent(count, clock())
                     self.backlogged = True
                     self._sending = False
                     return False
-                data = self.outbox.peek()
+                data = outbox.sent_next(count, clock())
                 if not data:
                     self.backlogged = False
                     self._sending = False
                     if self.leaving:
                         self.drained.set()
                     return True
+
+    def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:
+        """``write`` for a lesson on framing: one small piece, then a rest (``CHOP_GAP``)."""
+        piece = self.core.faults.piece(data)
+        try:
+            count = send(piece)
+        except (BlockingIOError, InterruptedError):
+            count = 0
+        except OSError as exc:
+            return self._send_failed(exc)
+        with self.lock:
+            if count:
+                self.outbox.sent(count, self.core.clock())
+                if count == len(piece) and self.outbox.size:
+                    self.rest_until = self.core.clock() + CHOP_GAP
+            self.backlogged = bool(self.outbox.size)
+            self._sending = False
+            if not self.backlogged:
+                if self.leaving:
+                    self.drained.set()
+                return True
+            return False
+
+    def _send_failed(self, exc: OSError) -> None:
+        with self.lock:
+            self.outbox.close()
+            self._sending = False
+        self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
 
     def overdue(self, now: float) -> str | None:
         """Why this session must be ended now, by its timers, or None."""
