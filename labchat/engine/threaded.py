@@ -3,8 +3,10 @@
 One thread (``labchat-accept``) accepts. Each connection's thread
 (``labchat-reader-NICK``) waits for its bytes and hands them to its session;
 while the session is paced it simply does not read, and TCP pushes back on the
-sender. Sends happen from whichever thread delivered, with non-blocking
-``send``: a busy room pays for no thread hand-off. Only a client whose kernel
+sender. Sends are non-blocking and take turns: the thread that delivered sends,
+unless another is sending already, which then sends its share too (one thread
+sends at a time, so a busy room's readers do not hand the GIL to one another at
+every ``send``, and a reader alone with a flood pays for no hand-off). Only a client whose kernel
 buffer is full gets a second thread (``labchat-writer-NICK``), which waits for
 its socket to take more and cuts it off when it takes nothing for too long.
 Every socket is non-blocking; threads wait in ``poll`` (``select`` where there
@@ -18,7 +20,7 @@ import socket
 import threading
 
 from . import limits
-from .core import ChatServerCore
+from .core import ChatServerCore, log
 from .session import Session
 
 
@@ -42,6 +44,9 @@ class ThreadingChatServer(ChatServerCore):
         listener.settimeout(limits.TICK)
         self._links: dict[Session, _Link] = {}
         self._links_lock = threading.Lock()
+        self._dirty: dict[Session, None] = {}  # queued to, waiting for the thread that sends
+        self._dirty_lock = threading.Lock()
+        self._sending = False  # a thread is sending for everyone (see engine_flush_all)
         self._accept_thread = threading.Thread(target=self._accept_loop, name="labchat-accept", daemon=True)
         self._accept_thread.start()
 
@@ -134,6 +139,43 @@ class ThreadingChatServer(ChatServerCore):
     # -- writing ----------------------------------------------------------------------------------
 
     def engine_flush(self, session: Session) -> None:
+        self.engine_flush_all([session])
+
+    def engine_flush_all(self, sessions: list[Session]) -> None:
+        """Send to these sessions, or leave them to the thread that is sending already.
+
+        One thread at a time sends for everyone: the first with something to send
+        goes on until nothing is left, taking what other threads queue meanwhile. In a
+        busy room fifty readers would otherwise each send to fifty sockets, handing the
+        GIL to one another at every ``send``; a reader alone with a flood sends as before.
+        """
+        lock = self._dirty_lock
+        with lock:
+            dirty = self._dirty
+            for session in sessions:
+                dirty[session] = None
+            if self._sending:
+                return
+            self._sending = True
+        try:
+            while True:
+                with lock:
+                    if not self._dirty:
+                        self._sending = False
+                        return
+                    dirty, self._dirty = self._dirty, {}
+                for session in dirty:
+                    try:
+                        self._send_now(session)
+                    except Exception:  # one session's bug must not stop the sending for all
+                        log.exception("%s: unexpected error while sending", session.who)
+                        self.engine_abort(session)
+        except BaseException:
+            with lock:
+                self._sending = False
+            raise
+
+    def _send_now(self, session: Session) -> None:
         link = self._link(session)
         if link is None:
             return
