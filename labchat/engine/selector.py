@@ -137,7 +137,8 @@ class SelectorChatServer(ChatServerCore):
             if now >= next_tick:
                 next_tick = now + limits.TICK
                 self._check_timers(now)
-            self._run_calls()
+            if self._calls:  # queued since the wake-up was read (its byte wakes the next round)
+                self._run_calls()
             self._flush_dirty()
 
     def _flush_dirty(self) -> None:
