@@ -115,7 +115,7 @@ def room_of(receivers: int) -> Session:
         max_clients=core.max_clients,
         soft_outbox=limits.SOFT_OUTBOX,
         clock=core.clock,
-        flush=core.engine_flush,
+        flush=core.engine_flush_all,
     )
     session = None
     for n in range(receivers + 1):

@@ -43,8 +43,7 @@ class Hub:
         max_clients: int,
         soft_outbox: int,
         clock: Callable[[], float],
-        flush: Callable[[Session], None],
-        flush_all: Callable[[list[Session]], None] | None = None,
+        flush: Callable[[list[Session]], None],
         bus: Bus | None = None,
         transcript: Transcript | None = None,
         faults: Faults | None = None,
@@ -55,8 +54,7 @@ class Hub:
         self.clock = clock
         self.transcript = transcript
         self.closing = False
-        self._flush_session = flush
-        self._flush_all = flush_all or self._flush_each
+        self._flush = flush  # sends to these sessions, each once, in order
         self.lock = threading.Lock()
         self._to_flush: list[Session] = []
         self._to_cut: list[Session] = []
@@ -86,15 +84,11 @@ class Hub:
             if held is not None:
                 held.update(dict.fromkeys(to_flush))
             elif to_flush:
-                self._flush_all(to_flush)
+                self._flush(to_flush)
             for session in to_cut:
                 session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
             for session, reason in to_end:
                 session.end(reason, fault=True)
-
-    def _flush_each(self, sessions: list[Session]) -> None:
-        for session in dict.fromkeys(sessions):  # once each, in the order they were queued to
-            self._flush_session(session)
 
     @contextmanager
     def flushing_later(self) -> Iterator[None]:
@@ -110,8 +104,8 @@ class Hub:
             yield
         finally:
             self._later.sessions = None
-            for session in held:
-                self._flush_session(session)
+            if held:
+                self._flush(list(held))
 
     # -- requests from sessions --------------------------------------------------------------
 

@@ -422,29 +422,30 @@ class Session:
         """
         if now is None:
             now = self.core.clock()
+        if self.tls is None:
+            return self.put(data, now)
         with self.lock:
-            if self.tls is not None and not raw:
+            if not raw:
                 if not self.tls.established:
                     return "wait"
                 self.tls.encrypt(data)
                 data = self.tls.outgoing()
-            if not self.outbox.put(data, now):
-                return "wait"
-            if self.outbox.size > self.core.outbox_limit:
-                return "over"
-            return "wait" if self.backlogged or self._sending else "send"
+            return self._take(data, now)
 
     def put(self, data: bytes, now: float) -> str:
-        """``queue`` for the room's broadcasts, which call it once per member: the same answer."""
+        """``queue`` without its keywords, for the room's broadcasts (a call per member)."""
         if self.tls is not None:
             return self.queue(data, now=now)
-        outbox = self.outbox
         with self.lock:
-            if not outbox.put(data, now):
-                return "wait"
-            if outbox.size > self.core.outbox_limit:
-                return "over"
-            return "wait" if self.backlogged or self._sending else "send"
+            return self._take(data, now)
+
+    def _take(self, data: bytes, now: float) -> str:
+        """Into the outbox, and ``queue``'s answer (the lock is held)."""
+        if not self.outbox.put(data, now):
+            return "wait"
+        if self.outbox.size > self.core.outbox_limit:
+            return "over"
+        return "wait" if self.backlogged or self._sending else "send"
 
     def write(self, send: Callable[[bytes], int]) -> bool | None:
         """Send what is queued through ``send`` (a non-blocking socket's) until done or the kernel is full.
