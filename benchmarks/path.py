@@ -45,12 +45,13 @@ class Draining(ChatServerCore):
 
     engine = "draining"
 
-    def engine_flush(self, session: Session) -> None:
-        with session.lock:
-            size = session.outbox.size
-            if size:
-                session.outbox.peek()
-                session.outbox.sent(size, 0.0)
+    def engine_flush_all(self, sessions: list[Session]) -> None:
+        for session in sessions:
+            with session.lock:
+                size = session.outbox.size
+                if size:
+                    session.outbox.peek()
+                    session.outbox.sent(size, 0.0)
 
     def engine_wake(self, session: Session) -> None:
         pass

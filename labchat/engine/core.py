@@ -1,7 +1,7 @@
 """What every chat server shares, whatever way it waits: keywords, the room, admission, shutdown.
 
 An engine subclasses ``ChatServerCore`` and fills in how it starts serving
-(``_serve``), sends a session's queued bytes (``engine_flush``), stops
+(``_serve``), sends sessions' queued bytes (``engine_flush_all``), stops
 reading a session that is leaving (``engine_wake``), cuts a connection
 (``engine_abort``), and stops (``_stop_accepting``, ``_stop_serving``).
 Everything a client can observe (limits, pacing, order, errors, endings)
@@ -375,12 +375,11 @@ class ChatServerCore:
         raise NotImplementedError
 
     def engine_flush(self, session: Session) -> None:
-        raise NotImplementedError
+        self.engine_flush_all([session])
 
     def engine_flush_all(self, sessions: list[Session]) -> None:
-        """``engine_flush`` each of these once, in order (a session may be named twice)."""
-        for session in dict.fromkeys(sessions):
-            self.engine_flush(session)
+        """Send what these sessions have queued, each once, in order (one may be named twice)."""
+        raise NotImplementedError
 
     def engine_abort(self, session: Session) -> None:
         raise NotImplementedError

@@ -101,15 +101,8 @@ class Outbox:
 
     def sent_next(self, count: int, now: float) -> bytes:
         """``sent(count, now)``, then ``peek()``: what a sender that got it all through asks next."""
-        if count == self.size and count > 0:  # all gone: the usual case, and the cheapest
-            self.sent_total += count
-            self.progress = now
-            self.size = 0
-            self._head = b""
-            self._rest = _NONE
-            return b""
         self.sent(count, now)
-        return self.peek()
+        return self.peek() if self.size else b""
 
     def stalled(self, now: float) -> float:
         """Seconds its bytes have waited without any leaving (0 when empty)."""

@@ -239,17 +239,11 @@ class SelectorChatServer(ChatServerCore):
             self._selector.modify(sock, mask, session)
         self._masks[session] = mask
 
-    def engine_flush(self, session: Session) -> None:
-        if threading.current_thread() is not self._thread:
-            self._call(lambda: self.engine_flush(session))
-            return
-        self._dirty[session] = None  # sent at the end of this round, with whatever else it gets
-
     def engine_flush_all(self, sessions: list[Session]) -> None:
         if threading.current_thread() is not self._thread:
             self._call(lambda: self.engine_flush_all(sessions))
             return
-        dirty = self._dirty
+        dirty = self._dirty  # sent at the end of this round, with whatever else they get
         for session in sessions:
             dirty[session] = None
 

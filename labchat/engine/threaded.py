@@ -138,9 +138,6 @@ class ThreadingChatServer(ChatServerCore):
 
     # -- writing ----------------------------------------------------------------------------------
 
-    def engine_flush(self, session: Session) -> None:
-        self.engine_flush_all([session])
-
     def engine_flush_all(self, sessions: list[Session]) -> None:
         """Send to these sessions, or leave them to the thread that is sending already.
 
