@@ -33,6 +33,15 @@ from .scenarios import SMOKE, Run, Shape
 from .servers import LABCHAT, raise_nofile
 
 ENGINES = (*LABCHAT, "redis")
+# A bare Python loop (``floor_server.py``) runs beside them where the figure is a latency:
+# what the busy room costs a Python server that keeps none of labchat's promises, so the
+# ratios show how much of the distance to Redis is labchat's and how much is Python's.
+FLOOR = "floor"
+WITH_FLOOR = ("latency", "busy", "slow")
+COLUMNS = (*ENGINES, FLOOR)
+# A p99 over a few seconds moves a lot between runs on a shared machine: the busy room and
+# the slow reader, the two figures judged by their p99, get twice the runs of the others.
+DOUBLED = ("busy", "slow")
 SPECTRUM = (1, 10, 25, 50, 75, 90, 95, 99, 99.5, 99.9, 100)  # percentiles kept for the latency plot
 
 
@@ -112,20 +121,32 @@ def scenario_names(shape: Shape) -> list[str]:
     ]
 
 
-def run_all(shape: Shape, rounds: int, only: list[str] | None) -> dict[str, dict[str, list[dict]]]:
-    """Every scenario ``rounds`` times per engine, alternating which engine goes first."""
+def engines_for(name: str) -> tuple[str, ...]:
+    """The servers a scenario runs on: the floor only where the figure is a latency."""
+    return COLUMNS if name in WITH_FLOOR else ENGINES
+
+
+def run_all(
+    shape: Shape, rounds: int, only: list[str] | None, doubled: Iterable[str] = DOUBLED
+) -> dict[str, dict[str, list[dict]]]:
+    """Every scenario ``rounds`` times per engine (``doubled`` ones twice that), alternating
+    which engine goes first."""
     names = [n for n in scenario_names(shape) if not only or n in only]
-    results: dict[str, dict[str, list[dict]]] = {n: {e: [] for e in ENGINES} for n in names}
-    for r in range(rounds):
+    results: dict[str, dict[str, list[dict]]] = {n: {e: [] for e in engines_for(n)} for n in names}
+    for r in range(2 * rounds):
         for name in names:
-            turn = (r + names.index(name)) % len(ENGINES)
-            for engine in ENGINES[turn:] + ENGINES[:turn]:
+            total = 2 * rounds if name in doubled else rounds
+            if r >= total:
+                continue
+            engines = engines_for(name)
+            turn = (r + names.index(name)) % len(engines)
+            for engine in engines[turn:] + engines[:turn]:
                 started = time.monotonic()
                 run = scenarios.run_one(name, engine, shape)
                 results[name][engine].append(summarise(name, run))
                 took = time.monotonic() - started
                 print(
-                    f"  round {r + 1}/{rounds} {name:10} {engine:8} {took:5.1f} s",
+                    f"  round {r + 1}/{total} {name:10} {engine:8} {took:5.1f} s",
                     file=sys.stderr,
                     flush=True,
                 )
@@ -176,31 +197,34 @@ def _show(key: str, value: float | None) -> str:
 
 
 def table(results: dict[str, dict[str, list[dict]]]) -> tuple[str, dict]:
-    """The printed table and the medians and ratios behind it (each labchat engine / Redis)."""
-    head = " ".join(f"{e:>12}" for e in ENGINES)
-    ratios = " ".join(f"{e[:3] + '/red':>8}" for e in LABCHAT)
-    lines = [f"{'scenario':11} {'figure':14} {head} {ratios}  lost ({'/'.join(ENGINES)})"]
+    """The printed table and the medians and ratios behind it (each labchat engine / Redis, and
+    / the floor where it ran)."""
+    head = " ".join(f"{e:>12}" for e in COLUMNS)
+    ratios = " ".join(f"{e[:3] + '/' + peer[:3]:>8}" for peer in ("redis", FLOOR) for e in LABCHAT)
+    lines = [f"{'scenario':11} {'figure':14} {head} {ratios}  lost ({'/'.join(COLUMNS)})"]
     summary: dict = {}
     for name, by_engine in results.items():
         summary[name] = {}
-        lost = "/".join(str(sum(r["lost"] for r in by_engine[e])) for e in ENGINES)
+        lost = "/".join(str(sum(r["lost"] for r in by_engine[e])) if e in by_engine else "-" for e in COLUMNS)
         for i, (label, key) in enumerate(rows_for(name)):
-            medians = {e: median_of(by_engine[e], key) for e in ENGINES}
-            redis = medians["redis"]
+            medians = {e: median_of(by_engine[e], key) for e in by_engine}
             entry: dict = dict(medians)
             shown = []
-            for e in LABCHAT:
-                ratio = medians[e] / redis if medians[e] is not None and redis else None
-                entry[f"{e}_ratio"] = None if ratio is None else round(ratio, 3)
-                shown.append(f"{'-' if ratio is None else f'{ratio:.2f}x':>8}")
+            for peer, suffix in (("redis", "ratio"), (FLOOR, "floor_ratio")):
+                for e in LABCHAT:
+                    base = medians.get(peer)
+                    ratio = medians[e] / base if medians[e] is not None and base else None
+                    if peer in medians:
+                        entry[f"{e}_{suffix}"] = None if ratio is None else round(ratio, 3)
+                    shown.append(f"{'-' if ratio is None else f'{ratio:.2f}x':>8}")
             summary[name][key] = entry
-            values = " ".join(f"{_show(key, medians[e]):>12}" for e in ENGINES)
+            values = " ".join(f"{_show(key, medians.get(e)):>12}" for e in COLUMNS)
             lines.append(
                 f"{name if i == 0 else '':11} {label:14} {values} {' '.join(shown)}  {lost if i == 0 else ''}"
             )
-        summary[name]["lost"] = {e: sum(r["lost"] for r in by_engine[e]) for e in ENGINES}
+        summary[name]["lost"] = {e: sum(r["lost"] for r in by_engine[e]) for e in by_engine}
     if "slow" in results and "busy" in results:
-        for e in ENGINES:
+        for e in results["slow"]:
             p99_busy = median_of(results["busy"][e], "p99_us")
             p99_slow = median_of(results["slow"][e], "p99_us")
             if p99_busy and p99_slow:
@@ -228,7 +252,12 @@ def failures(results: dict[str, dict[str, list[dict]]], engines: Iterable[str] =
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="labchat against Redis pub/sub, side by side")
     parser.add_argument("--smoke", action="store_true", help="a quick run that checks nothing is lost")
-    parser.add_argument("--rounds", type=int, default=None, help="runs per scenario and engine (default 2)")
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=None,
+        help="runs per scenario and engine (default 2; busy and slow twice that)",
+    )
     parser.add_argument(
         "--only", nargs="*", help="run only these scenarios (latency busy slow fanoutN unpacedN scaleN)"
     )
@@ -238,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     rounds = args.rounds or (1 if args.smoke else 2)
     raise_nofile()  # the load workers inherit it: thousands of idle clients need descriptors
     started = time.monotonic()
-    results = run_all(shape, rounds, args.only)
+    results = run_all(shape, rounds, args.only, () if args.smoke else DOUBLED)
     text, summary = table(results)
     print(text)
-    lost = {e: sum(r["lost"] for by_engine in results.values() for r in by_engine[e]) for e in ENGINES}
+    lost = {
+        e: sum(r["lost"] for by_engine in results.values() for r in by_engine.get(e, [])) for e in COLUMNS
+    }
     failed = failures(results)
     report = {
         "machine": machine(),

@@ -99,6 +99,7 @@ class LabchatServer(Engine):
 
     protocol = "labchat"
     engine = ""
+    module = "benchmarks.run_server"
 
     def __init__(self, max_clients: int = 12000) -> None:
         super().__init__()
@@ -106,7 +107,7 @@ class LabchatServer(Engine):
 
     def start(self) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "benchmarks.run_server", *self.args],
+            [sys.executable, "-m", self.module, *self.args],
             cwd=ROOT,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -115,7 +116,7 @@ class LabchatServer(Engine):
         line = self.proc.stdout.readline() if ready else b""
         if not line.strip().isdigit():
             self.stop()
-            raise RuntimeError(f"the labchat server did not start (it said {line!r})")
+            raise RuntimeError(f"the {self.name} server did not start (it said {line!r})")
         self.address = ("127.0.0.1", int(line))
 
     def stop(self) -> None:
@@ -131,7 +132,7 @@ class LabchatServer(Engine):
             self.proc.wait()
         self.proc.stdout.close()
         if self.proc.returncode != 0:
-            raise RuntimeError(f"the labchat {self.engine} server exited with status {self.proc.returncode}")
+            raise RuntimeError(f"the {self.name} server exited with status {self.proc.returncode}")
         self.proc = None
 
 
@@ -145,6 +146,17 @@ class SelectorServer(LabchatServer):
     """``SelectorChatServer``: one thread waits on every socket."""
 
     name = engine = "selector"
+
+
+class FloorServer(LabchatServer):
+    """``benchmarks.floor_server``: the least a Python server does for a chat line (a peer, not labchat)."""
+
+    name = "floor"
+    module = "benchmarks.floor_server"
+
+    def __init__(self, max_clients: int = 12000) -> None:
+        super().__init__()
+        self.args = []
 
 
 class RedisServer(Engine):
@@ -261,6 +273,7 @@ ENGINES: dict[str, type[Engine]] = {
     "threading": ThreadingServer,
     "selector": SelectorServer,
     "redis": RedisServer,
+    "floor": FloorServer,
     "shared": SharedRoom,  # two threaded servers in one room
     # for benchmarks.multi: one room on 1, 2 or 3 selector-engine servers through one Redis
     **{f"shared{n}": shared(n) for n in (1, 2, 3)},

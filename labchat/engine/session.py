@@ -99,6 +99,9 @@ class Session:
         "tls_ended",
         "evicted",
         "_drained",
+        "outbox_limit",
+        "chopping",
+        "clock",
         "received_bytes",
         "messages_in",
         "messages_out",
@@ -138,6 +141,9 @@ class Session:
         self.tls_ended = False  # ... and the end of its stream
         self.evicted = False  # gave way to a newer stranger: refused on its own thread's next turn
         self._drained: threading.Event | None = None  # see drained
+        self.outbox_limit = core.outbox_limit  # the core's, kept here for the busy path
+        self.chopping = core.faults.chop  # ... and whether sends are chopped for a lesson
+        self.clock = core.clock
         self.received_bytes = 0
         self.messages_in = 0
         self.messages_out = 0
@@ -440,12 +446,19 @@ class Session:
             return self._take(data, now)
 
     def _take(self, data: bytes, now: float) -> str:
-        """Into the outbox, and ``queue``'s answer (the lock is held)."""
-        if not self.outbox.put(data, now):
+        """Into the outbox, and ``queue``'s answer (the lock is held).
+
+        Only bytes put into an empty outbox need a send: bytes already waiting are either
+        waiting for the socket to be writable, or in the hands of a thread inside ``write``,
+        or queued since the last flush and about to be sent; the new ones go with them.
+        """
+        outbox = self.outbox
+        waiting = outbox.size
+        if not outbox.put(data, now):
             return "wait"
-        if self.outbox.size > self.core.outbox_limit:
+        if outbox.size > self.outbox_limit:
             return "over"
-        return "wait" if self.backlogged or self._sending else "send"
+        return "wait" if waiting else "send"
 
     def write(self, send: Callable[[bytes], int]) -> bool | None:
         """Send what is queued through ``send`` (a non-blocking socket's) until done or the kernel is full.
@@ -469,9 +482,9 @@ class Session:
                     self.drained.set()
                 return True
             self._sending = True
-        if self.core.faults.chop:
+        if self.chopping:
             return self._write_chopped(send, data)
-        clock = self.core.clock
+        clock = self.clock
         while True:
             try:
                 count = send(data)
