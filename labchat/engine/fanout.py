@@ -64,31 +64,31 @@ class Hub:
             self._delayer = Delayer(faults.delay, clock, self._release)
         self._behind: set[Session] = set()
         self._later = threading.local()  # .sessions: this thread's sends held back (flushing_later)
+        self._delivering = _Delivering(self)
         self.bus = bus or LocalBus()
         self.bus.attach(self.deliver)
 
-    @contextmanager
-    def delivering(self) -> Iterator[None]:
+    def delivering(self) -> _Delivering:
         """Hold the delivery lock to decide and queue; once it is let go, send and cut."""
-        self.lock.acquire()
-        try:
-            yield
-        finally:
-            to_flush, self._to_flush = self._to_flush, []
-            to_cut, self._to_cut = self._to_cut, []
-            to_end, self._to_end = self._to_end, []
-            self.lock.release()
-            if self.transcript is not None:
-                self.transcript.write()  # on disk before anyone is sent it
-            held = getattr(self._later, "sessions", None)
-            if held is not None:
-                held.update(dict.fromkeys(to_flush))
-            elif to_flush:
-                self._flush(to_flush)
-            for session in to_cut:
-                session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
-            for session, reason in to_end:
-                session.end(reason, fault=True)
+        return self._delivering
+
+    def _let_go(self) -> None:
+        """The end of ``delivering``: release the lock, then write, send and cut, in that order."""
+        to_flush, self._to_flush = self._to_flush, []
+        to_cut, self._to_cut = self._to_cut, []
+        to_end, self._to_end = self._to_end, []
+        self.lock.release()
+        if self.transcript is not None:
+            self.transcript.write()  # on disk before anyone is sent it
+        held = getattr(self._later, "sessions", None)
+        if held is not None:
+            held.update(dict.fromkeys(to_flush))
+        elif to_flush:
+            self._flush(to_flush)
+        for session in to_cut:
+            session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
+        for session, reason in to_end:
+            session.end(reason, fault=True)
 
     @contextmanager
     def flushing_later(self) -> Iterator[None]:
@@ -303,3 +303,19 @@ class Hub:
             self._to_cut.append(session)
         if session.outbox.size > self.soft_outbox:
             self._behind.add(session)
+
+
+class _Delivering:
+    """``Hub.delivering()``: one made per hub and used by every thread in turn (the lock it
+    takes is what keeps them apart). A class, not a generator: it runs once per line."""
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def __enter__(self) -> None:
+        self.hub.lock.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.hub._let_go()
