@@ -2,8 +2,9 @@
 
 Run by the benchmark (``servers.FloorServer``), never by people: one thread, ``selectors``
 as labchat's selector engine uses it, and for each line a client sends, ``json.loads`` and
-one ``json.dumps`` of a message event that every joined client is sent at once. It speaks
-just enough of labchat's wire for the load generator (a banner, a welcome, message events).
+one ``json.dumps`` of a message event. What a round of the loop gathered is sent to every
+joined client with one ``send`` each, as labchat and Redis do. It speaks just enough of
+labchat's wire for the load generator (a banner, a welcome, message events).
 
 The rule it keeps: nothing a real server must do. No room, no limits, no outbox, no
 pacing, no order across threads, no transcript: a client whose kernel buffer is full is
@@ -39,6 +40,7 @@ def serve() -> None:
         sock.close()
 
     while True:
+        out = []
         for key, _ in selector.select():
             sock = key.fileobj
             if sock is sys.stdin:
@@ -59,7 +61,6 @@ def serve() -> None:
                 hang_up(sock)
                 continue
             *lines, pending[sock] = (pending[sock] + data).split(b"\n")
-            out = []
             for line in lines:
                 frame = json.loads(line)
                 if frame["type"] == "hello":
@@ -70,15 +71,15 @@ def serve() -> None:
                     event = {"type": "message", "seq": seq, "sender": nicks[sock], "text": frame["text"]}
                     event["time"] = round(time.time(), 3)
                     out.append(json.dumps(event, separators=(",", ":")).encode() + b"\n")
-            if out:
-                blob = b"".join(out)
-                for member in list(nicks):
-                    try:
-                        taken = member.send(blob)
-                    except OSError:
-                        taken = 0
-                    if taken < len(blob):
-                        hang_up(member)
+        if out:
+            blob = b"".join(out)
+            for member in list(nicks):
+                try:
+                    taken = member.send(blob)
+                except OSError:
+                    taken = 0
+                if taken < len(blob):
+                    hang_up(member)
 
 
 if __name__ == "__main__":
