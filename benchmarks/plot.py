@@ -21,7 +21,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 ENGINES = ("threading", "selector", "redis")
-COLOURS = {"threading": "tab:blue", "selector": "tab:green", "redis": "tab:red"}
+COLOURS = {"threading": "tab:blue", "selector": "tab:green", "redis": "tab:red", "floor": "tab:gray"}
+LATENCY_ENGINES = (*ENGINES, "floor")  # the bare Python loop runs in the latency scenarios only
 PANELS = [
     ("latency", "2 clients, 1,000 msg/s"),
     ("busy", "busy room: 50 clients x 20 msg/s"),
@@ -39,7 +40,7 @@ def latency_figure(report: dict, path: Path) -> None:
     fig, axes = plt.subplots(1, len(PANELS), figsize=(13, 4.2), sharey=True)
     ticks = [50, 90, 99, 99.9, 100]
     for ax, (name, title) in zip(axes, PANELS, strict=True):
-        for engine in ENGINES:
+        for engine in LATENCY_ENGINES:
             by_engine = report["runs"].get(name, {}).get(engine, [])
             runs = [r["spectrum_us"] for r in by_engine if "spectrum_us" in r]
             if not runs:
@@ -55,10 +56,12 @@ def latency_figure(report: dict, path: Path) -> None:
         ax.set_yscale("log")
         ax.set_title(title, fontsize=10)
         ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
     axes[0].set_ylabel("one-way delivery latency (ms, log scale)")
-    axes[0].legend(fontsize=8)
     when = report["machine"]["date"]
-    title = f"Latency distribution, labchat's engines and Redis pub/sub in one run ({when})"
+    title = (
+        f"Latency distribution, labchat's engines, Redis pub/sub and a bare Python loop in one run ({when})"
+    )
     fig.suptitle(title, fontsize=11)
     fig.tight_layout()
     fig.savefig(path, dpi=110)
