@@ -99,9 +99,6 @@ class Session:
         "tls_ended",
         "evicted",
         "_drained",
-        "outbox_limit",
-        "chopping",
-        "clock",
         "received_bytes",
         "messages_in",
         "messages_out",
@@ -141,9 +138,6 @@ class Session:
         self.tls_ended = False  # ... and the end of its stream
         self.evicted = False  # gave way to a newer stranger: refused on its own thread's next turn
         self._drained: threading.Event | None = None  # see drained
-        self.outbox_limit = core.outbox_limit  # the core's, kept here for the busy path
-        self.chopping = core.faults.chop  # ... and whether sends are chopped for a lesson
-        self.clock = core.clock
         self.received_bytes = 0
         self.messages_in = 0
         self.messages_out = 0
@@ -456,7 +450,7 @@ class Session:
         waiting = outbox.size
         if not outbox.put(data, now):
             return "wait"
-        if outbox.size > self.outbox_limit:
+        if outbox.size > self.core.outbox_limit:
             return "over"
         return "wait" if waiting else "send"
 
@@ -482,9 +476,9 @@ class Session:
                     self.drained.set()
                 return True
             self._sending = True
-        if self.chopping:
+        if self.core.faults.chop:
             return self._write_chopped(send, data)
-        clock = self.clock
+        clock = self.core.clock
         while True:
             try:
                 count = send(data)
