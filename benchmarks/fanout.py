@@ -7,11 +7,12 @@ Run from the repository root:
 
 It starts every server itself on 127.0.0.1 (a fresh one for each run of each scenario),
 drives it with the load generator in ``loadgen.py``, stops everything it started, and prints
-a table of medians with each labchat engine's ratio to Redis, then one line of JSON with every
-figure. The rule it keeps: never report a single absolute time; every scenario runs at least
-twice per engine in the full run, the engines taking turns to go first, and the exit status is
-non-zero if a labchat engine lost any message or cut off a receiver that kept reading (what
-Redis loses is reported, not judged: dropping subscribers that fall behind is its policy).
+a table of medians with each labchat engine's ratio to Redis (and, in the latency scenarios,
+to a bare Python loop, ``floor_server.py``), then one line of JSON with every figure. The
+rule it keeps: never report a single absolute time; every scenario runs at least twice per
+engine in the full run, the engines taking turns to go first, and the exit status is non-zero
+if a labchat engine lost any message or cut off a receiver that kept reading (what Redis loses
+is reported, not judged: dropping subscribers that fall behind is its policy).
 """
 
 from __future__ import annotations
