@@ -33,6 +33,7 @@ import time
 from labchat.engine import limits
 from labchat.engine.core import ChatServerCore
 from labchat.engine.fanout import Hub
+from labchat.engine.rounds import Round
 from labchat.engine.selector import SelectorChatServer
 from labchat.engine.session import Session
 
@@ -72,6 +73,7 @@ class Rounds(SelectorChatServer):
     def _serve(self, listener) -> None:
         self._prepare(listener)
         self._thread = threading.current_thread()
+        self.hub.round = Round()  # as the loop's first step does
 
     def add(self, session: Session) -> None:
         self._socks[session] = Taken()

@@ -25,6 +25,7 @@ from ..room import Delivery, Room, RoomError
 from . import limits
 from .bus import Bus, LocalBus
 from .faults import Delayer, Faults
+from .rounds import Round
 from .session import Refusal, Session
 
 if TYPE_CHECKING:
@@ -63,6 +64,7 @@ class Hub:
         if faults is not None and faults.delay:
             self._delayer = Delayer(faults.delay, clock, self._release)
         self._behind: set[Session] = set()
+        self.round: Round | None = None  # an engine that sends in rounds sets it (rounds.py)
         self._later = threading.local()  # .sessions: this thread's sends held back (flushing_later)
         self._delivering = _Delivering(self)
         self.bus = bus or LocalBus()
@@ -71,6 +73,11 @@ class Hub:
     def delivering(self) -> _Delivering:
         """Hold the delivery lock to decide and queue; once it is let go, send and cut."""
         return self._delivering
+
+    def take_round(self) -> list[tuple[list[Session], bytes]]:
+        """The round's broadcasts for the engine to send (``Session.send_straight``), or []."""
+        with self.lock:
+            return self.round.take() if self.round else []
 
     def _let_go(self) -> None:
         """The end of ``delivering``: release the lock, then write, send and cut, in that order."""
@@ -133,6 +140,7 @@ class Hub:
                 raise Refusal(exc.code, str(exc)) from None
             session.nick = self.room.nick_of(session)
             session.joined = True  # from here on it is a member: never evicted as a stranger
+            session.straight = session.tls is None and session.mode == "json" and not session.core.faults.chop
             session.core.forget_pending(session)
             self.bus.publish_join(session, hello.since, deliveries)
 
@@ -255,16 +263,25 @@ class Hub:
         self._queue_all(deliveries, members)
 
     def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
+        broadcast = all(d.to is None for d in deliveries)
+        ahead = self.round  # the engine's round, for its own thread's broadcasts only
+        if ahead is not None and not (broadcast and ahead.owner == threading.get_ident()):
+            ahead = None
         for d in deliveries:  # removed by an operator: the connection ends once they are told
             if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":
                 reason = d.event.text.removeprefix("you were ")
                 self._to_end += [(member, reason) for member in d.to if isinstance(member, Session)]
-        if all(d.to is None for d in deliveries):
+        if broadcast:
             blobs: dict[str, bytes] = {}
             count = len(deliveries)
             now = self.clock()  # one reading for all: this loop is as long as the room is big
             to_flush, soft = self._to_flush, self.soft_outbox
+            straight: list[Session] = []  # for the round: empty outboxes, sent to at its end
             for session in members:
+                if ahead is not None and session.straight and not session.outbox.size:
+                    session.messages_out += count
+                    straight.append(session)
+                    continue
                 mode = session.conversation.mode
                 blob = blobs.get(mode)
                 if blob is None:
@@ -281,6 +298,9 @@ class Hub:
                     self._to_cut.append(session)
                 if session.outbox.size > soft:
                     self._behind.add(session)
+            if straight:
+                blob = blobs.get("json") or encode_all([d.event for d in deliveries])
+                ahead.add(blob, straight)
             return
         parts: dict[Session, list[bytes]] = {}
         cache: dict[tuple[int, str], bytes] = {}

@@ -65,6 +65,25 @@ class Outbox:
             self.size += len(data)
         return True
 
+    def put_front(self, data: bytes, now: float) -> None:
+        """Queue bytes ahead of those waiting (they were due first, but sent straight)."""
+        if not data:
+            return
+        if not self.size:
+            self.progress = now
+        elif self._rest is _NONE:
+            self._rest = deque((self._head,))
+        else:
+            self._rest.appendleft(self._head)
+        self._head = data
+        self.size += len(data)
+
+    def sent_straight(self, count: int, now: float) -> None:
+        """``count`` bytes left without being queued (the outbox was empty)."""
+        if count > 0:
+            self.sent_total += count
+            self.progress = now
+
     def peek(self) -> bytes:
         """The next bytes to send (up to CHUNK), without taking them off the outbox."""
         head, rest = self._head, self._rest

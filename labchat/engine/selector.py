@@ -22,6 +22,7 @@ from collections.abc import Callable
 from . import limits
 from .core import ChatServerCore
 from .outbox import State as OutboxState
+from .rounds import Round
 from .session import Session
 
 # Connections accepted in one go before the thread looks at its clients again.
@@ -112,6 +113,7 @@ class SelectorChatServer(ChatServerCore):
     # -- the loop -------------------------------------------------------------------------------------
 
     def _loop(self) -> None:
+        self.hub.round = Round()  # this thread's broadcasts are sent at the end of each round
         clock = self.clock
         next_tick = clock() + limits.TICK
         while not self._stopping:
@@ -144,11 +146,20 @@ class SelectorChatServer(ChatServerCore):
     def _flush_dirty(self) -> None:
         """Send what this round queued: one send per client, however many events it got.
 
-        A session that fails here is closed, and that may queue more for others:
-        they are taken in the same loop, never by recursion.
+        The round's broadcasts go first, straight to the readers whose outboxes were empty
+        (``rounds.py``); then every outbox that was queued to. A session that fails here is
+        closed, and that may queue more for others: they are taken in the same loop, never
+        by recursion.
         """
         socks, masks, want_write = self._socks, self._masks, selectors.EVENT_WRITE
-        while self._dirty:
+        hub = self.hub
+        while True:
+            if hub.round:
+                self._send_round(hub.take_round())
+            if not self._dirty:
+                if hub.round:  # closing a session told the others
+                    continue
+                return
             dirty, self._dirty = self._dirty, {}  # what closing one queues is taken next time round
             for session in dirty:
                 sock = socks.get(session)
@@ -160,6 +171,19 @@ class SelectorChatServer(ChatServerCore):
                 elif not done or session.leaving or masks.get(session, 0) & want_write:
                     self._update(session)
                 # else: all sent and nothing else changed, as in nearly every round of a busy room
+
+    def _send_round(self, groups: list[tuple[list[Session], bytes]]) -> None:
+        socks, now = self._socks, self.clock()
+        for readers, blob in groups:
+            for session in readers:
+                sock = socks.get(session)
+                if sock is None:
+                    continue
+                done = session.send_straight(sock.send, blob, now)
+                if done is None:
+                    self._close(session)
+                elif not done:
+                    self._update(session)  # the rest waits for the socket to be writable
 
     def _run_calls(self) -> None:
         try:

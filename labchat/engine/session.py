@@ -93,6 +93,7 @@ class Session:
         "congested_until",
         "rest_until",
         "backlogged",
+        "straight",
         "_sending",
         "_told_paced",
         "received_tls",
@@ -132,6 +133,7 @@ class Session:
         self.congested_until = 0.0  # held back for slow readers until they drain or this passes
         self.rest_until = 0.0  # chopping for a lesson: the next piece not before this
         self.backlogged = False  # the kernel took less than offered: the rest waits for writability
+        self.straight = False  # a round's broadcasts may go to it without its outbox (rounds.py)
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
@@ -499,6 +501,32 @@ class Session:
                     if self.leaving:
                         self.drained.set()
                     return True
+
+    def send_straight(self, send: Callable[[bytes], int], data: bytes, now: float) -> bool | None:
+        """Send a round's broadcasts, ahead of the outbox (``rounds.py``); ``write``'s answers.
+
+        The outbox was empty when the round named this reader, and only the engine's
+        thread sends to it: bytes in it now were queued since, by another thread, and go
+        after these. What the kernel does not take waits at the front of the outbox.
+        """
+        with self.lock:
+            outbox = self.outbox
+            if outbox.state is not OutboxState.OPEN:
+                return True  # leaving or gone: as put() would, it takes nothing more
+            try:
+                count = send(data)
+            except (BlockingIOError, InterruptedError):
+                count = 0
+            except OSError as exc:
+                outbox.close()
+                self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
+                return None
+            outbox.sent_straight(count, now)
+            if count == len(data):
+                return True  # what another thread queued meanwhile is on its way to be sent
+            outbox.put_front(data[count:], now)
+            self.backlogged = True
+            return False
 
     def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:
         """``write`` for a lesson on framing: one small piece, then a rest (``CHOP_GAP``)."""
