@@ -3,7 +3,8 @@
 A ``Session`` never blocks and owns no socket. An engine hands it what ``recv``
 returned (``received``), lets it act on what arrived (``process``, which says
 until when it must not be read from again), and sends what it has queued
-(``write``, given the socket's non-blocking ``send``). Every rule about what a
+(``write``, given the socket's non-blocking ``send``; ``send_straight`` for the
+selector engine's round of broadcasts). Every rule about what a
 connection may do (pacing, errors in their place, deadlines, cutting off a
 stuck reader) is here once, so the threaded and the selector engine behave alike.
 
