@@ -25,7 +25,7 @@ from ..room import Delivery, Room, RoomError
 from . import limits
 from .bus import Bus, LocalBus
 from .faults import Delayer, Faults
-from .rounds import Round
+from .rounds import ANY_THREAD, Round
 from .session import Refusal, Session
 
 if TYPE_CHECKING:
@@ -90,7 +90,7 @@ class Hub:
         held = getattr(self._later, "sessions", None)
         if held is not None:
             held.update(dict.fromkeys(to_flush))
-        elif to_flush:
+        elif to_flush or self.round:  # a round is sent by the engine's flush, even with no outbox
             self._flush(to_flush)
         for session in to_cut:
             session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
@@ -111,7 +111,7 @@ class Hub:
             yield
         finally:
             self._later.sessions = None
-            if held:
+            if held or self.round:
                 self._flush(list(held))
 
     # -- requests from sessions --------------------------------------------------------------
@@ -265,7 +265,7 @@ class Hub:
     def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
         broadcast = all(d.to is None for d in deliveries)
         ahead = self.round  # the engine's round, for its own thread's broadcasts only
-        if ahead is not None and not (broadcast and ahead.owner == threading.get_ident()):
+        if ahead is not None and not (broadcast and ahead.owner in (ANY_THREAD, threading.get_ident())):
             ahead = None
         for d in deliveries:  # removed by an operator: the connection ends once they are told
             if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":

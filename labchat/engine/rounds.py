@@ -1,17 +1,17 @@
 """A round's broadcasts, kept for the readers whose outboxes are empty and sent to them at its end.
 
-The selector engine works in rounds: it takes what every ready client sent, then sends.
-In a busy room nearly every delivery of a round is a broadcast to readers whose outboxes
-are empty, and putting the same bytes in fifty outboxes only to take them out again a
-moment later costs more than the fifty sends. So a broadcast made on the engine's own
-thread names those readers here, with its bytes, and the engine sends them each one
-``send`` when the round ends (``Session.send_straight``); the others get it through their
-outboxes as before.
+In a busy room nearly every delivery is a broadcast to readers whose outboxes are empty,
+and putting the same bytes in fifty outboxes only to take them out again a moment later
+costs more than the fifty sends. So a broadcast names those readers here, with its bytes,
+and they are each sent them with one ``send`` (``Session.send_straight``); the others get it
+through their outboxes as before. The selector engine's round is its loop's turn, and only
+its own thread's broadcasts join it; the threaded engine's is whatever gathers while one
+thread sends for everyone, and any thread's broadcasts join it (``ANY_THREAD``).
 
 The rule it keeps is order, and two facts keep it: a reader is named in a round only
-when nothing waits in its outbox (so nothing older is left behind), and only the engine's
-thread sends, sending a round's broadcasts before it writes any outbox (so whatever was
-queued after them, on any thread, goes after them). What the kernel does not take of a
+when nothing waits in its outbox (so nothing older is left behind), and one thread at a
+time sends, taking the outboxes to write and then the round, and sending the round first
+(so whatever was queued after it, on any thread, goes after it). What the kernel does not take of a
 round waits at the front of the outbox, ahead of anything queued since.
 """
 
@@ -24,13 +24,18 @@ if TYPE_CHECKING:
     from .session import Session
 
 
+# A round that any thread may add to (the threaded engine's: one thread at a time sends it).
+ANY_THREAD = 0
+
+
 class Round:
     """The broadcasts of the round under way, in order; guarded by the delivery lock."""
 
     __slots__ = ("owner", "blobs", "readers")
 
     def __init__(self, owner: int | None = None) -> None:
-        self.owner = threading.get_ident() if owner is None else owner  # the engine's thread
+        # the thread whose broadcasts it takes (threading.get_ident), or ANY_THREAD
+        self.owner = threading.get_ident() if owner is None else owner
         self.blobs: list[bytes] = []  # each broadcast's bytes (JSON lines)
         self.readers: list[list[Session]] = []  # who gets each one straight
 

@@ -506,8 +506,8 @@ class Session:
     def send_straight(self, send: Callable[[bytes], int], data: bytes, now: float) -> bool | None:
         """Send a round's broadcasts, ahead of the outbox (``rounds.py``); ``write``'s answers.
 
-        The outbox was empty when the round named this reader, and only the engine's
-        thread sends to it: bytes in it now were queued since, by another thread, and go
+        The outbox was empty when the round named this reader, and only the thread sending
+        the round sends to it now: bytes in it were queued since, by another thread, and go
         after these. What the kernel does not take waits at the front of the outbox.
         """
         with self.lock:

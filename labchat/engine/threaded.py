@@ -21,6 +21,7 @@ import threading
 
 from . import limits
 from .core import ChatServerCore, log
+from .rounds import ANY_THREAD, Round
 from .session import Session
 
 
@@ -47,6 +48,7 @@ class ThreadingChatServer(ChatServerCore):
         self._dirty: dict[Session, None] = {}  # queued to, waiting for the thread that sends
         self._dirty_lock = threading.Lock()
         self._sending = False  # a thread is sending for everyone (see engine_flush_all)
+        self.hub.round = Round(owner=ANY_THREAD)  # sent by that thread, before the outboxes
         self._accept_thread = threading.Thread(target=self._accept_loop, name="labchat-accept", daemon=True)
         self._accept_thread.start()
 
@@ -154,13 +156,18 @@ class ThreadingChatServer(ChatServerCore):
             if self._sending:
                 return
             self._sending = True
+        hub = self.hub
         try:
             while True:
                 with lock:
-                    if not self._dirty:
+                    if not self._dirty and not hub.round:
                         self._sending = False
                         return
                     dirty, self._dirty = self._dirty, {}
+                # The round after the outboxes were taken, and sent before them: bytes put in an
+                # outbox after a reader was named in the round are in ``dirty`` or come later.
+                for readers, blob in hub.take_round():
+                    self._send_round(readers, blob)
                 for session in dirty:
                     try:
                         self._send_now(session)
@@ -171,6 +178,22 @@ class ThreadingChatServer(ChatServerCore):
             with lock:
                 self._sending = False
             raise
+
+    def _send_round(self, readers: list[Session], blob: bytes) -> None:
+        now = self.clock()
+        for session in readers:
+            link = self._link(session)
+            if link is None:
+                continue
+            try:
+                done = session.send_straight(link.sock.send, blob, now)
+            except Exception:  # one session's bug must not stop the sending for all
+                log.exception("%s: unexpected error while sending", session.who)
+                done = None
+            if done is None:
+                self.engine_abort(session)
+            elif not done:
+                self._hand_to_writer(session, link)
 
     def _send_now(self, session: Session) -> None:
         link = self._link(session)
