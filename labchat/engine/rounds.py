@@ -10,8 +10,8 @@ thread sends for everyone, and any thread's broadcasts join it (``ANY_THREAD``).
 
 The rule it keeps is order, and two facts keep it: a reader is named in a round only
 when nothing waits in its outbox (so nothing older is left behind), and one thread at a
-time sends, taking the outboxes to write and then the round, and sending the round first
-(so whatever was queued after it, on any thread, goes after it). What the kernel does not take of a
+time sends, sending the round before any outbox queued to since its readers were named (so
+whatever was queued after it, on any thread, goes after it). What the kernel does not take of a
 round waits at the front of the outbox, ahead of anything queued since.
 """
 
