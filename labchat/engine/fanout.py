@@ -264,7 +264,7 @@ class Hub:
 
     def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
         broadcast = all(d.to is None for d in deliveries)
-        ahead = self.round  # the engine's round, for its own thread's broadcasts only
+        ahead = self.round  # the engine's round: broadcasts made on its owner thread (or on any)
         if ahead is not None and not (broadcast and ahead.owner in (ANY_THREAD, threading.get_ident())):
             ahead = None
         for d in deliveries:  # removed by an operator: the connection ends once they are told
