@@ -50,6 +50,17 @@ def test_events_from_another_thread_keep_the_room_s_order_beside_a_flood(make_se
         assert [e.text for e in seen if e.kind == "message"] == [f"line {n}" for n in range(300)]
 
 
+@pytest.mark.parametrize("then", [b'{"type":"say","text":"bye"}\n', b""])
+def test_a_sender_that_leaves_in_the_same_packet_still_gets_its_own_lines(raw, then) -> None:
+    peer = raw()
+    assert peer.hello("ada")["type"] == "welcome"
+    peer.send(b'{"type":"say","text":"hi"}\n{"type":"say","text":"there"}\n' + then)
+    if not then:
+        peer.sock.shutdown(socket.SHUT_WR)  # the end of its input, as a piped program's
+    said = [json.loads(line) for line in peer.rest()]
+    assert [e["text"] for e in said if e["type"] == "message" and e["sender"] == "ada"] == ["hi", "there"]
+
+
 class HandRounds(SelectorChatServer):
     """The selector engine with no thread of its own: the test runs its rounds, on its thread."""
 

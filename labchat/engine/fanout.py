@@ -280,6 +280,7 @@ class Hub:
             for session in members:
                 if ahead is not None and session.straight and not session.outbox.size:
                     session.messages_out += count
+                    session.in_round = True
                     straight.append(session)
                     continue
                 mode = session.conversation.mode

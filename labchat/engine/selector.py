@@ -182,8 +182,8 @@ class SelectorChatServer(ChatServerCore):
                 done = session.send_straight(sock.send, blob, now)
                 if done is None:
                     self._close(session)
-                elif not done:
-                    self._update(session)  # the rest waits for the socket to be writable
+                elif not done or session.leaving:
+                    self._update(session)  # the rest waits for the socket to be writable; or it closes
 
     def _run_calls(self) -> None:
         try:

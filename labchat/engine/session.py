@@ -95,6 +95,7 @@ class Session:
         "rest_until",
         "backlogged",
         "straight",
+        "in_round",
         "_sending",
         "_told_paced",
         "received_tls",
@@ -135,6 +136,7 @@ class Session:
         self.rest_until = 0.0  # chopping for a lesson: the next piece not before this
         self.backlogged = False  # the kernel took less than offered: the rest waits for writability
         self.straight = False  # a round's broadcasts may go to it without its outbox (rounds.py)
+        self.in_round = False  # a round holds bytes for it: not drained until they are sent
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
@@ -398,7 +400,7 @@ class Session:
                     self.outbox.put(tail, core.clock())
             self.outbox.drain()
             self.linger_until = core.clock() + limits.LINGER
-            if not self.outbox.size:
+            if not self.outbox.size and not self.in_round:
                 self.drained.set()
         core.engine_flush(self)
         core.engine_wake(self)
@@ -475,7 +477,7 @@ class Session:
             data = outbox.peek()
             if not data:
                 self.backlogged = False
-                if self.leaving:
+                if self.leaving and not self.in_round:
                     self.drained.set()
                 return True
             self._sending = True
@@ -499,7 +501,7 @@ class Session:
                 if not data:
                     self.backlogged = False
                     self._sending = False
-                    if self.leaving:
+                    if self.leaving and not self.in_round:
                         self.drained.set()
                     return True
 
@@ -511,9 +513,10 @@ class Session:
         after these. What the kernel does not take waits at the front of the outbox.
         """
         with self.lock:
+            self.in_round = False
             outbox = self.outbox
-            if outbox.state is not OutboxState.OPEN:
-                return True  # leaving or gone: as put() would, it takes nothing more
+            if outbox.state is OutboxState.CLOSED:
+                return True  # gone (a leaving reader still gets what was addressed to it as a member)
             try:
                 count = send(data)
             except (BlockingIOError, InterruptedError):
@@ -524,6 +527,8 @@ class Session:
                 return None
             outbox.sent_straight(count, now)
             if count == len(data):
+                if self.leaving and not outbox.size:
+                    self.drained.set()
                 return True  # what another thread queued meanwhile is on its way to be sent
             outbox.put_front(data[count:], now)
             self.backlogged = True
