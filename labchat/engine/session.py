@@ -430,6 +430,8 @@ class Session:
         if self.tls is None:
             return self.put(data, now)
         with self.lock:
+            if self.outbox.state is not OutboxState.OPEN:
+                return "wait"  # leaving: its TLS may be shut already, and it takes no more bytes
             if not raw:
                 if not self.tls.established:
                     return "wait"
