@@ -3,8 +3,8 @@
 A ``Session`` never blocks and owns no socket. An engine hands it what ``recv``
 returned (``received``), lets it act on what arrived (``process``, which says
 until when it must not be read from again), and sends what it has queued
-(``write``, given the socket's non-blocking ``send``; ``send_straight`` for the
-selector engine's round of broadcasts). Every rule about what a
+(``write``, given the socket's non-blocking ``send``; ``send_straight`` for an
+engine's round of broadcasts, ``rounds.py``). Every rule about what a
 connection may do (pacing, errors in their place, deadlines, cutting off a
 stuck reader) is here once, so the threaded and the selector engine behave alike.
 
@@ -523,7 +523,7 @@ class Session:
                 count = send(data)
             except (BlockingIOError, InterruptedError):
                 count = 0
-            except OSError as exc:
+            except OSError as exc:  # _send_failed's work, with the lock already held
                 outbox.close()
                 self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
                 return None
