@@ -212,10 +212,8 @@ def test_round_take_joins_a_round_for_the_same_readers_and_splits_it_otherwise()
     assert mixed.take() == [(["bob"], b"a\n"), (["cy"], b"a\nb\n")]
 
 
-def test_outbox_put_front_goes_first_and_sent_straight_counts_progress() -> None:
+def test_outbox_put_front_goes_first() -> None:
     box = Outbox(0.0)
-    box.sent_straight(10, 1.0)
-    assert (box.size, box.sent_total, box.progress) == (0, 10, 1.0)
     box.put(b"later", 2.0)
     box.put(b" still", 2.5)
     box.put_front(b"first ", 3.0)

@@ -75,7 +75,7 @@ class Hub:
         return self._delivering
 
     def take_round(self) -> list[tuple[list[Session], bytes]]:
-        """The round's broadcasts for the engine to send (``Session.send_straight``), or []."""
+        """The round's broadcasts for the engine to send (``rounds.send_round``), or []."""
         with self.lock:
             return self.round.take() if self.round else []
 

@@ -78,12 +78,6 @@ class Outbox:
         self._head = data
         self.size += len(data)
 
-    def sent_straight(self, count: int, now: float) -> None:
-        """``count`` bytes left without being queued (the outbox was empty)."""
-        if count > 0:
-            self.sent_total += count
-            self.progress = now
-
     def peek(self) -> bytes:
         """The next bytes to send (up to CHUNK), without taking them off the outbox."""
         head, rest = self._head, self._rest

@@ -3,7 +3,7 @@
 In a busy room nearly every delivery is a broadcast to readers whose outboxes are empty,
 and putting the same bytes in fifty outboxes only to take them out again a moment later
 costs more than the fifty sends. So a broadcast names those readers here, with its bytes,
-and they are each sent them with one ``send`` (``Session.send_straight``); the others get it
+and they are each sent them with one ``send`` (``send_round``); the others get it
 through their outboxes as before. The selector engine's round is its loop's turn, and only
 its own thread's broadcasts join it; the threaded engine's is whatever gathers while one
 thread sends for everyone, and any thread's broadcasts join it (``ANY_THREAD``).
@@ -17,11 +17,18 @@ round waits at the front of the outbox, ahead of anything queued since.
 
 from __future__ import annotations
 
+import logging
+import socket
 import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
+
+from .outbox import State
 
 if TYPE_CHECKING:
     from .session import Session
+
+log = logging.getLogger("labchat.server")
 
 
 # A round that any thread may add to (the threaded engine's: one thread at a time sends it).
@@ -61,3 +68,49 @@ class Round:
             for session in names:
                 parts.setdefault(session, []).append(blob)
         return [([session], b"".join(chunks)) for session, chunks in parts.items()]
+
+
+def send_round(
+    readers: list[Session], data: bytes, sock_of: Callable[[Session], socket.socket | None], now: float
+) -> list[tuple[Session, bool | None]]:
+    """Send a round's ``data`` to each of ``readers``, one ``send`` each, from the one thread
+    that sends this round; the readers the engine must see to, with what became of them:
+    None (the connection is gone), False (the rest waits in the outbox for the socket to be
+    writable), True (it is leaving, or was closed: its engine may finish it).
+
+    A send that takes every byte, to a reader that is not leaving, takes no lock (once per
+    reader per round of a busy room): no other thread sends to a reader until the round is
+    done with it, and an empty outbox's progress is never looked at. ``in_round`` is
+    cleared before ``leaving`` is read, and ``Session.end`` sets ``leaving`` before it
+    reads ``in_round``, so one of the two always sees the other and the reader is drained.
+    """
+    size, odd, closed = len(data), [], State.CLOSED
+    for session in readers:
+        try:
+            sock = sock_of(session)
+            if sock is None:
+                continue
+            if session.outbox.state is closed:  # aborted: a leaving reader is still sent to
+                session.in_round = False
+                odd.append((session, True))
+                continue
+            try:
+                count = sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                count = 0
+            except OSError as exc:
+                session.straight_failed(exc)
+                odd.append((session, None))
+                continue
+            if count != size:
+                odd.append((session, session.straight_rest(count, data, now)))
+                continue
+            session.outbox.sent_total += size
+            session.in_round = False
+            if session.leaving:
+                session.drained_if_empty()
+                odd.append((session, True))
+        except Exception:  # one session's bug must not stop the sending for all
+            log.exception("%s: unexpected error while sending", session.who)
+            odd.append((session, None))
+    return odd

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from . import limits
 from .core import ChatServerCore
 from .outbox import State as OutboxState
-from .rounds import Round
+from .rounds import Round, send_round
 from .session import Session
 
 # Connections accepted in one go before the thread looks at its clients again.
@@ -173,17 +173,13 @@ class SelectorChatServer(ChatServerCore):
                 # else: all sent and nothing else changed, as in nearly every round of a busy room
 
     def _send_round(self, groups: list[tuple[list[Session], bytes]]) -> None:
-        socks, now = self._socks, self.clock()
+        now = self.clock()
         for readers, blob in groups:
-            for session in readers:
-                sock = socks.get(session)
-                if sock is None:
-                    continue
-                done = session.send_straight(sock.send, blob, now)
+            for session, done in send_round(readers, blob, self._socks.get, now):
                 if done is None:
                     self._close(session)
-                elif not done or session.leaving:
-                    self._update(session)  # the rest waits for the socket to be writable; or it closes
+                else:  # the rest waits for the socket to be writable; or it closes
+                    self._update(session)
 
     def _run_calls(self) -> None:
         try:

@@ -3,8 +3,8 @@
 A ``Session`` never blocks and owns no socket. An engine hands it what ``recv``
 returned (``received``), lets it act on what arrived (``process``, which says
 until when it must not be read from again), and sends what it has queued
-(``write``, given the socket's non-blocking ``send``; ``send_straight`` for an
-engine's round of broadcasts, ``rounds.py``). Every rule about what a
+(``write``, given the socket's non-blocking ``send``; an engine's round of
+broadcasts goes out through ``rounds.send_round``). Every rule about what a
 connection may do (pacing, errors in their place, deadlines, cutting off a
 stuck reader) is here once, so the threaded and the selector engine behave alike.
 
@@ -507,34 +507,29 @@ class Session:
                         self.drained.set()
                     return True
 
-    def send_straight(self, send: Callable[[bytes], int], data: bytes, now: float) -> bool | None:
-        """Send a round's broadcasts, ahead of the outbox (``rounds.py``); ``write``'s answers.
-
-        The outbox was empty when the round named this reader, and only the thread sending
-        the round sends to it now: bytes in it were queued since, by another thread, and go
-        after these. What the kernel does not take waits at the front of the outbox.
-        """
+    def straight_rest(self, count: int, data: bytes, now: float) -> bool:
+        """A round's ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``):
+        the rest waits at the front of the outbox, ahead of anything queued since; False."""
         with self.lock:
             self.in_round = False
             outbox = self.outbox
-            if outbox.state is OutboxState.CLOSED:
-                return True  # gone (a leaving reader still gets what was addressed to it as a member)
-            try:
-                count = send(data)
-            except (BlockingIOError, InterruptedError):
-                count = 0
-            except OSError as exc:  # _send_failed's work, with the lock already held
-                outbox.close()
-                self.reason = self.reason or f"connection lost ({exc.strerror or exc})"
-                return None
-            outbox.sent_straight(count, now)
-            if count == len(data):
-                if self.leaving and not outbox.size:
-                    self.drained.set()
-                return True  # what another thread queued meanwhile is on its way to be sent
+            outbox.sent_total += count
+            if count:
+                outbox.progress = now  # bytes moved
             outbox.put_front(data[count:], now)
             self.backlogged = True
             return False
+
+    def straight_failed(self, exc: OSError) -> None:
+        """A round's ``send`` to this reader failed: the connection is gone."""
+        self.in_round = False
+        self._send_failed(exc)
+
+    def drained_if_empty(self) -> None:
+        """A leaving reader's round went out: it is drained unless another thread queued more."""
+        with self.lock:
+            if not self.outbox.size:
+                self.drained.set()
 
     def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:
         """``write`` for a lesson on framing: one small piece, then a rest (``CHOP_GAP``)."""

@@ -21,7 +21,7 @@ import threading
 
 from . import limits
 from .core import ChatServerCore, log
-from .rounds import ANY_THREAD, Round
+from .rounds import ANY_THREAD, Round, send_round
 from .session import Session
 
 
@@ -180,20 +180,11 @@ class ThreadingChatServer(ChatServerCore):
             raise
 
     def _send_round(self, readers: list[Session], blob: bytes) -> None:
-        now = self.clock()
-        for session in readers:
-            link = self._link(session)
-            if link is None:
-                continue
-            try:
-                done = session.send_straight(link.sock.send, blob, now)
-            except Exception:  # one session's bug must not stop the sending for all
-                log.exception("%s: unexpected error while sending", session.who)
-                done = None
+        for session, done in send_round(readers, blob, self._sock_of, self.clock()):
             if done is None:
                 self.engine_abort(session)
             elif not done:
-                self._hand_to_writer(session, link)
+                self._hand_to_writer(session, self._link(session))
 
     def _send_now(self, session: Session) -> None:
         link = self._link(session)
@@ -267,6 +258,10 @@ class ThreadingChatServer(ChatServerCore):
 
     def _link(self, session: Session) -> _Link | None:
         return getattr(session, "link", None)  # set once, before its reader starts
+
+    def _sock_of(self, session: Session) -> socket.socket | None:
+        link = getattr(session, "link", None)
+        return None if link is None else link.sock
 
 
 def _waiter(sock: socket.socket, flag: int):
