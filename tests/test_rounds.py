@@ -185,6 +185,41 @@ def test_what_the_kernel_does_not_take_waits_at_the_front_of_the_outbox(hand) ->
     assert [e["text"].split()[0] for e in got] == [str(n) for n in range(60)] + ["after"]
 
 
+def test_a_reader_that_starts_leaving_before_its_round_goes_gets_it_and_is_drained(hand) -> None:
+    ada, ada_end = hand.add("ada")
+    bob, bob_end = hand.add("bob")
+    for end in (ada_end, bob_end):
+        drained(end)
+    ada.received(b'{"type":"say","text":"last words"}\n')
+    hand._after_process(ada, ada.process())  # the round now holds the line for bob
+    assert bob.in_round
+    bob.end("gone to lunch")
+    assert not bob.drained.is_set()  # it is owed the round's bytes
+    hand._flush_dirty()
+    assert bob.drained.is_set() and bob not in hand._socks  # sent, so the engine let it go
+    got = b""
+    while chunk := bob_end.recv(65536):
+        got += chunk
+    said = [json.loads(line) for line in got.splitlines()]
+    assert [e["text"] for e in said if e["type"] == "message"] == ["last words"]
+
+
+def test_a_reader_whose_peer_is_gone_is_closed_with_a_reason_and_the_others_still_get_the_round(
+    hand,
+) -> None:
+    ada, ada_end = hand.add("ada")
+    bob, bob_end = hand.add("bob")
+    cy, cy_end = hand.add("cy")
+    for end in (ada_end, bob_end, cy_end):
+        drained(end)
+    bob_end.close()  # its next send fails: the connection is gone
+    hand.said(ada, '{"type":"say","text":"anyone there?"}\n')
+    assert bob not in hand._socks and bob.reason.startswith("connection lost")
+    got = events(cy_end, 2)  # the line, then the room hears that bob left, and why
+    assert [(e["type"], e.get("sender")) for e in got] == [("message", "ada"), ("leave", "bob")]
+    assert got[1]["text"] == "connection lost (Broken pipe)"
+
+
 def burst(count: int) -> str:
     """``count`` say frames of some 900 bytes each, numbered from 0."""
     return "".join(json.dumps({"type": "say", "text": f"{n} " + "x" * 900}) + "\n" for n in range(count))
