@@ -260,7 +260,7 @@ class ThreadingChatServer(ChatServerCore):
         return getattr(session, "link", None)  # set once, before its reader starts
 
     def _sock_of(self, session: Session) -> socket.socket | None:
-        link = getattr(session, "link", None)
+        link = self._link(session)
         return None if link is None else link.sock
 
 
