@@ -90,7 +90,7 @@ def send_round(
             sock = sock_of(session)
             if sock is None:
                 continue
-            if session.outbox.state is closed:  # aborted: a leaving reader is still sent to
+            if session.outbox.state is closed:  # cut off or gone (a leaving one, draining, is sent to)
                 session.in_round = False
                 odd.append((session, True))
                 continue
