@@ -49,6 +49,7 @@ from .protocol import (
     decode_text,
     encode,
     say_text,
+    say_texts,
 )
 from .render import plain
 
@@ -202,8 +203,12 @@ class ServerConversation:
         then ask ``next_event()``, which also says NEED_DATA or CLOSED."""
         if self.state is not State.JOINED or self.mode != "json":
             return []
+        lines = self._decoder.take(limit)
+        texts = say_texts(lines) if len(lines) > 1 else None
+        if texts is not None:  # nothing but chat, the usual case
+            return texts
         out: list[str | Invalid] = []
-        for line in self._decoder.take(limit):
+        for line in lines:
             if type(line) is not bytes:  # a line too long, reported in its place
                 out.append(Invalid(line.code, str(line)))
                 continue

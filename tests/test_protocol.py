@@ -29,6 +29,7 @@ from labchat.protocol import (
     encode,
     encode_all,
     say_text,
+    say_texts,
 )
 
 SESSION = (
@@ -403,3 +404,66 @@ def test_say_text_agrees_with_decode_frame(line: bytes) -> None:
     text = say_text(line)
     if text is not None:  # the quick path answers only when the full one says the same
         assert frame == Say(text=text)
+
+
+def _one_by_one(lines: list[bytes]) -> list[str | None]:
+    """What each line is read as alone: its say text, or None for anything else."""
+    out: list[str | None] = []
+    for line in lines:
+        try:
+            frame = decode_frame(line)
+        except ProtocolError:
+            frame = None
+        out.append(frame.text if isinstance(frame, Say) else None)
+    return out
+
+
+def test_say_texts_reads_a_run_of_chat_at_once() -> None:
+    lines = [
+        b'{"type":"say","text":"hi"}',
+        b' { "text" : "a ] , [ b" , "type" : "say" } ',
+        b'{"type":"say","text":"quote \\" and \\u0041"}',
+        b'{"type":"say","text":""}',
+        b'{"type":"say","text":"/nick ada"}',
+    ]
+    assert say_texts(lines) == _one_by_one(lines) == ["hi", "a ] , [ b", 'quote " and A', "", "/nick ada"]
+
+
+@pytest.mark.parametrize(
+    "lines",
+    [
+        # a line that is two frames, beside two lines that make one between them
+        [b'{"type":"say","text":"a"}],[{"type":"say","text":"b"}', b'{"type":"say","x":[[1', b"2]]}"],
+        [b'{"type":"say","text":"a"', b'"x":1}', b'{"type":"say","text":"c"},{"type":"say","text":"d"}'],
+        [b'{"type":"say","text":"a"}', b'{"type":"say","text":"b","extra":1}'],
+        [b'{"type":"say","text":"a"}', b'{"type":"hello","nick":"ada"}'],
+        [b'{"type":"say","text":"a"}', b'{"type":"say","text":7}'],
+        [b'{"type":"say","text":"a"}', b'{"type":"say","text":"\xc3\xa9"}'],
+        [b'{"type":"say","text":"a"}', b'"just a string"'],
+        [b'{"type":"say","text":"a"}', b"[1]"],
+        [b'{"type":"say","text":"a"}', b""],
+        [b'{"type":"say","text":"a"}', b"[" * 5000],
+        [b'{"type":"say","text":"a"}', ProtocolError("line-too-long", "line too long")],
+    ],
+)
+def test_say_texts_leaves_anything_else_to_be_read_line_by_line(lines: list) -> None:
+    assert say_texts(lines) is None
+
+
+_PIECES = st.sampled_from(
+    [b"{", b"}", b"[", b"]", b",", b":", b" ", b'"type"', b'"text"', b'"say"', b'"a"', b"1", b'"]\\n,["']
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.lists(
+        st.one_of(st.lists(_PIECES, max_size=12).map(b"".join), st.just(b'{"type":"say","text":"a"}')),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_say_texts_agrees_with_reading_each_line(lines: list[bytes]) -> None:
+    texts = say_texts(lines)
+    if texts is not None:  # the quick path answers only when each line alone says the same
+        assert texts == _one_by_one(lines)
