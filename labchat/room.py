@@ -308,35 +308,43 @@ class Room:
             if self._muted and skeleton(nick) in self._muted:
                 return out, 0  # each gets its error from say()
             stamp = _stamp(self._clock())
-            bot, replay, history = self.bot, self._replay, self._history
-            for text in texts:
-                stripped = text.strip()
-                if stripped:
-                    if stripped[0] == "/":
-                        break
-                    tail = stripped.rstrip("!. ")  # see _say: the classic way out
-                    if len(tail) == 3 and tail.lower() == "bye":
-                        break
-                    if text.isprintable():  # one line, nothing to neutralise: clean_text is strip()
-                        clean = stripped  # (line breaks, tabs and all safe() changes are unprintable)
-                        if len(clean) > MAX_TEXT:
+            bot, replay, history, gone = self.bot, self._replay, self._history, self._gone
+            full, seq, checked, new = replay.maxlen, self._seq, Event.checked, tuple.__new__
+            try:
+                for text in texts:
+                    stripped = text.strip()
+                    if stripped:
+                        first = stripped[0]
+                        if first == "/":
                             break
-                    else:
-                        try:
-                            clean = clean_text(text)
-                        except RoomError:
-                            break
-                    self._seq += 1
-                    event = Event.checked("message", self._seq, stamp, nick, clean)
-                    if len(replay) == replay.maxlen:  # what _keep does, inline
-                        self._gone.append(replay[0].seq if replay else event.seq)
-                        self._gone_total += 1
-                    replay.append(event)
-                    history.append(event)
-                    out.append(_public(event))
-                    if bot:
-                        out += self._bot_says(bot.on_message(nick, clean))
-                taken += 1
+                        if first in "bB":  # see _say: the classic way out (only b and B lower to b)
+                            tail = stripped.rstrip("!. ")
+                            if len(tail) == 3 and tail.lower() == "bye":
+                                break
+                        if text.isprintable():  # one line, nothing to neutralise: clean_text is strip()
+                            clean = stripped  # (line breaks, tabs and all safe() changes are unprintable)
+                            if len(clean) > MAX_TEXT:
+                                break
+                        else:
+                            try:
+                                clean = clean_text(text)
+                            except RoomError:
+                                break
+                        seq += 1
+                        event = checked("message", seq, stamp, nick, clean)
+                        if len(replay) == full:  # what _keep does, inline
+                            gone.append(replay[0].seq if replay else seq)
+                            self._gone_total += 1
+                        replay.append(event)
+                        history.append(event)
+                        out.append(new(Delivery, (event, None)))  # Delivery(event), without its __new__
+                        if bot:
+                            self._seq = seq
+                            out += self._bot_says(bot.on_message(nick, clean))
+                            seq = self._seq
+                    taken += 1
+            finally:
+                self._seq = seq
         return out, taken
 
     # -- inside the lock ------------------------------------------------------------
@@ -567,11 +575,6 @@ class Room:
     def _event(self, kind: str, **fields) -> Event:
         self._seq += 1
         return Event.checked(kind, self._seq, _stamp(self._clock()), **fields)
-
-
-def _public(event: Event, _new=tuple.__new__) -> Delivery:
-    """``Delivery(event)``, a delivery to everyone, without the named tuple's own ``__new__``."""
-    return _new(Delivery, (event, None))
 
 
 def _stamp(now: float) -> float:

@@ -472,11 +472,14 @@ def test_a_big_room_does_not_announce_comings_and_goings_to_everyone() -> None:
         ["one", "/me waves", "two", "bye", "never"],
         ["one", "BYE!!", "never"],
         ["//not a command", "ok"],
+        ["bye-bye", "Byebye", "b", "B.", "bYe. !", "after"],
+        ["hello", "what is a socket?", "hi", "bye"],  # the bot answers between the lines
     ],
 )
-def test_say_many_is_say_line_by_line(lines: list[str]) -> None:
+@pytest.mark.parametrize("bot", [False, True])
+def test_say_many_is_say_line_by_line(lines: list[str], bot: bool) -> None:
     """The room's quick path for a run of lines gives what say() gives for each in turn."""
-    one, many = quiet_room(), quiet_room()
+    one, many = (quiet_room(bot=Greeter() if bot else None) for _ in range(2))
     for r in (one, many):
         r.join("a", "ada")
         r.join("b", "bob")
@@ -499,6 +502,8 @@ def test_say_many_is_say_line_by_line(lines: list[str]) -> None:
                 break
     assert got == expected
     assert one.seq == many.seq and one.history() == many.history()
+    if bot and lines[0] == "hello":
+        assert [d.event.kind for d in got[:2]] == ["message", "bot"]
 
 
 def test_say_many_leaves_a_muted_member_to_say() -> None:
