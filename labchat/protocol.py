@@ -237,6 +237,9 @@ _quote = json.encoder.encode_basestring
 # and writing a float costs more than the rest of the line. (One tuple, swapped whole, so
 # threads that share it never see a time beside another one's text.)
 _last_time: tuple[float, str] = (0.0, "0.0")
+# And the parts of the last plain message line around its text and seq: (time, sender,
+# kind, head, tail). A room's run of lines from one sender shares them.
+_last_head: tuple[float, str, str, str, str] = (0.0, "", "", "", "")
 
 
 def _event_line(fields: dict) -> str | None:
@@ -244,7 +247,7 @@ def _event_line(fields: dict) -> str | None:
     order, escapes and number forms alike), or None for a value of an unusual type (then
     json.dumps does it). Every line a room sends goes through here once, so it is kept short:
     a dict and an encoder for each event would cost four times as much."""
-    global _last_time
+    global _last_time, _last_head
     kind, sender, text, seq, stamp = (
         fields["kind"],
         fields["sender"],
@@ -254,7 +257,28 @@ def _event_line(fields: dict) -> str | None:
     )
     if type(kind) is not str or type(sender) is not str or type(text) is not str:
         return None
-    if type(seq) is not int or type(stamp) is not float or not math.isfinite(stamp):
+    if type(seq) is not int or type(stamp) is not float:
+        return None
+    target, code, users, history, count = (
+        fields["target"],
+        fields["code"],
+        fields["users"],
+        fields["history"],
+        fields["count"],
+    )
+    if sender and text and seq and stamp and not (target or code or users or history or count):
+        # a message, an action, a bot's line: the shape of nearly every line sent
+        last = _last_head
+        if last[0] == stamp and last[1] == sender and last[2] == kind:  # one sender's run
+            head, when = last[3], last[4]
+        elif math.isfinite(stamp):
+            head = f'{{"type":{_quote(kind)},"sender":{_quote(sender)},"text":'
+            when = f',"time":{float.__repr__(stamp)}}}\n'
+            _last_head = (stamp, sender, kind, head, when)
+        else:
+            return None
+        return f'{head}{_quote(text)},"seq":{seq}{when}'
+    if not math.isfinite(stamp):
         return None
     if stamp:
         last = _last_time
@@ -266,17 +290,6 @@ def _event_line(fields: dict) -> str | None:
         when = ',"time":' + when
     else:
         when = ""
-    target, code, users, history, count = (
-        fields["target"],
-        fields["code"],
-        fields["users"],
-        fields["history"],
-        fields["count"],
-    )
-    if sender and text and seq and not (target or code or users or history or count):
-        # a message, an action, a bot's line: the shape of nearly every line sent
-        head = f'{{"type":{_quote(kind)},"sender":{_quote(sender)},'
-        return f'{head}"text":{_quote(text)},"seq":{seq}{when}}}\n'
     parts = ['{"type":', _quote(kind)]
     if sender:
         parts += (',"sender":', _quote(sender))
