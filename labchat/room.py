@@ -19,8 +19,10 @@ import threading
 import time
 from bisect import bisect_right
 from collections import deque
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from itertools import islice
+from operator import attrgetter
 from typing import NamedTuple
 
 from .bot import Greeter
@@ -308,8 +310,8 @@ class Room:
             if self._muted and skeleton(nick) in self._muted:
                 return out, 0  # each gets its error from say()
             stamp = _stamp(self._clock())
-            bot, replay, history, gone = self.bot, self._replay, self._history, self._gone
-            full, seq, checked, new = replay.maxlen, self._seq, Event.checked, tuple.__new__
+            bot, seq, checked, new = self.bot, self._seq, Event.checked, tuple.__new__
+            made: list[Event] = []  # kept for replay and history at once, at the end
             try:
                 for text in texts:
                     stripped = text.strip()
@@ -332,19 +334,18 @@ class Room:
                                 break
                         seq += 1
                         event = checked("message", seq, stamp, nick, clean)
-                        if len(replay) == full:  # what _keep does, inline
-                            gone.append(replay[0].seq if replay else seq)
-                            self._gone_total += 1
-                        replay.append(event)
-                        history.append(event)
+                        made.append(event)
                         out.append(new(Delivery, (event, None)))  # Delivery(event), without its __new__
-                        if bot:
+                        if bot:  # its answer is kept after the line it answers
                             self._seq = seq
+                            self._keep(made, history=True)
+                            made = []
                             out += self._bot_says(bot.on_message(nick, clean))
                             seq = self._seq
                     taken += 1
             finally:
                 self._seq = seq
+                self._keep(made, history=True)
         return out, taken
 
     # -- inside the lock ------------------------------------------------------------
@@ -442,8 +443,7 @@ class Room:
         text = clean_text(text)
         self._seq += 1  # what _broadcast does, without its keywords: this is every line's path
         event = Event.checked(kind, self._seq, _stamp(self._clock()), nick, text)
-        self._keep(event)
-        self._history.append(event)
+        self._keep((event,), history=True)
         out = [Delivery(event)]
         if self.bot and kind == "message":
             out += self._bot_says(self.bot.on_message(nick, text))
@@ -551,16 +551,22 @@ class Room:
     def _broadcast(self, kind: str, **fields) -> Delivery:
         """A public event for everyone, kept for replay."""
         event = self._event(kind, **fields)
-        self._keep(event)
+        self._keep((event,))
         return Delivery(event)
 
-    def _keep(self, event: Event) -> None:
-        """Keep a public event for replay, counting the one it pushes out."""
+    def _keep(self, events: Sequence[Event], history: bool = False) -> None:
+        """Keep public events for replay (and, if asked, in the history), counting the ones
+        they push out: the oldest of the replay buffer, then of these (if it holds fewer)."""
         replay = self._replay
-        if len(replay) == replay.maxlen:  # the oldest is about to go (at once, if maxlen is 0)
-            self._gone.append(replay[0].seq if replay else event.seq)
-            self._gone_total += 1
-        replay.append(event)
+        over = len(replay) + len(events) - replay.maxlen
+        if over > 0:
+            old = min(over, len(replay))
+            self._gone.extend(map(_seq_of, islice(replay, old)))
+            self._gone.extend(map(_seq_of, events[: over - old]))
+            self._gone_total += over
+        replay.extend(events)
+        if history:
+            self._history.extend(events)
 
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
@@ -575,6 +581,9 @@ class Room:
     def _event(self, kind: str, **fields) -> Event:
         self._seq += 1
         return Event.checked(kind, self._seq, _stamp(self._clock()), **fields)
+
+
+_seq_of = attrgetter("seq")
 
 
 def _stamp(now: float) -> float:

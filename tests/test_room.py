@@ -506,6 +506,25 @@ def test_say_many_is_say_line_by_line(lines: list[str], bot: bool) -> None:
         assert [d.event.kind for d in got[:2]] == ["message", "bot"]
 
 
+@pytest.mark.parametrize("replay", [0, 1, 2, 3, 50])
+def test_say_many_keeps_for_replay_what_say_keeps(replay: int) -> None:
+    """A late client asking for what it missed gets the same from either path, gap notice and all."""
+    lines = ["one", "two", "three", "four"]
+    one, many = quiet_room(replay=replay), quiet_room(replay=replay)
+    for r in (one, many):
+        r.join("a", "ada")
+        r.join("b", "bob")
+        r.leave("b")
+    for line in lines:
+        one.say("a", line)
+    assert many.say_many("a", lines)[1] == len(lines)
+    for since in range(one.seq + 1):
+        caught = [r.join(("c", since), "cy", since=since) for r in (one, many)]
+        assert caught[0] == caught[1]
+        for r in (one, many):
+            r.leave(("c", since))
+
+
 def test_say_many_leaves_a_muted_member_to_say() -> None:
     room = quiet_room()
     room.join("a", "ada")
