@@ -783,6 +783,11 @@ def test_a_paste_stays_whole_in_the_box_until_it_is_sent(server):
         assert panel.input.value == ""
         enter(panel, "after all that")
         assert bob.receive_until(message_from("ada")).text == "after all that"
+        # Typed faster than the kernel hears: the block's last keys arrive as one change.
+        panel.input.value = "```python\ntotal = 0"
+        panel.input.value = "```python\ntotal = 0\n```\n"
+        assert bob.receive_until(message_from("ada")).text == "```python\ntotal = 0\n```"
+        assert panel.input.value == ""
 
 
 def test_keys_typed_just_after_enter_stay_and_the_sent_line_does_not_come_back(server):
@@ -814,6 +819,12 @@ def test_keys_typed_just_after_enter_stay_and_the_sent_line_does_not_come_back(s
         ("say `x`", "say `x`\n", "say `x`"),  # inline code is not a fence
         ("```x```", "```x```\n", "```x```"),
         ("hi", "h", None),
+        # The browser merged the block's last keys into one change: the closing fence and Enter send.
+        ("```python\ntotal = 0", "```python\ntotal = 0\n```\n", "```python\ntotal = 0\n```"),
+        ("```py", "```py\nx\ny\n```\n", "```py\nx\ny\n```"),
+        ("```py\nx", "```py\nx\n```\nmore\n", None),  # closed, then more lines: a paste, kept
+        ("```py\nx", "```py\nx\ny\n", None),  # still open
+        ("", "```py\nx\n```\n", None),  # a whole block pasted into the box stays, as any paste
     ],
 )
 def test_the_enter_rule(old, new, sent):

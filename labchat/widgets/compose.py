@@ -44,16 +44,23 @@ def typed_enter(old: str, new: str) -> str | None:
     one newline, as its last character: typing (even several keys synced at once)
     does that; a multi-line paste adds more newlines and is kept whole; a newline
     typed in the middle of the text is kept as a new line.
+
+    One exception to "more newlines is a paste": while one change is on its way to
+    the kernel the browser merges every later key into the next one, so a block's
+    last lines, its closing fence and the Enter after it, typed quickly, can arrive
+    as one change. A change that closes a block that was open, and ends with that
+    closing fence and a newline, sends the block however many lines it added.
     """
     if not new.endswith("\n") or not new.startswith(old):
         return None
     added = new[len(old) :]
-    if added.count("\n") != 1:
-        return None
     text = new[:-1]
     if fence_open(text):
         return None
-    return text
+    if added.count("\n") == 1:
+        return text
+    closed = fence_open(old) and _FENCE.match(text.rpartition("\n")[2]) is not None
+    return text if closed else None
 
 
 def fenced(code: str, language: str = "python") -> str:
