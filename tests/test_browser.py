@@ -262,6 +262,9 @@ def chat_with_code(page: Page, terminal: Terminal) -> None:
     box.press("Shift+Enter")
     box.press_sequentially("total = 0")
     box.press("Enter")
+    # The kernel has read the open block once the box grows to three rows. Keys typed after
+    # that may still reach it together with the closing Enter, which sends all the same.
+    expect(box).to_have_attribute("rows", "3", timeout=WAIT)
     box.press_sequentially("```")
     box.press("Enter")
     expect(box).to_have_value("", timeout=WAIT)
