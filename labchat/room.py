@@ -170,6 +170,9 @@ class Room:
         self._clock = clock
         self._lock = threading.Lock()
         self._members: dict[Hashable, str] = {}  # key -> nick, in joining order
+        # The members' keys as one tuple, made again only after a join or a leave: every line
+        # is delivered to this list, and a busy room asks for it far more often than it changes.
+        self._listed: tuple[Hashable, ...] | None = ()
         self._by_skeleton: dict[str, Hashable] = {}  # skeleton(nick) -> key
         self._history: deque[Event] = deque(maxlen=history)
         self._replay: deque[Event] = deque(maxlen=replay)
@@ -199,9 +202,13 @@ class Room:
         """How many are here (the bot not counted)."""
         return len(self._members)
 
-    def members(self) -> list[Hashable]:
-        with self._lock:
-            return list(self._members)
+    def members(self) -> tuple[Hashable, ...]:
+        """Who is here, in the order they joined (a snapshot: later joins do not change it)."""
+        listed = self._listed
+        if listed is None:
+            with self._lock:
+                listed = self._listed = tuple(self._members)
+        return listed
 
     def nick_of(self, member: Hashable) -> str | None:
         with self._lock:
@@ -230,6 +237,7 @@ class Room:
                 raise RuntimeError("join() from a member who has already joined")
             self._check_free(nick, key)
             self._members[member] = nick
+            self._listed = None
             self._by_skeleton[key] = member
             if operator:
                 self._operators.add(member)
@@ -506,6 +514,7 @@ class Room:
     def _remove(self, member: Hashable) -> str | None:
         nick = self._members.pop(member, None)
         if nick is not None:
+            self._listed = None
             del self._by_skeleton[skeleton(nick)]
             self._operators.discard(member)
             self.peers.release(skeleton(nick))
@@ -559,7 +568,10 @@ class Room:
         they push out: the oldest of the replay buffer, then of these (if it holds fewer)."""
         replay = self._replay
         over = len(replay) + len(events) - replay.maxlen
-        if over > 0:
+        if over == 1 and replay:  # one in, the oldest out: every line once the buffer is full
+            self._gone.append(replay[0].seq)
+            self._gone_total += 1
+        elif over > 0:
             old = min(over, len(replay))
             self._gone.extend(map(_seq_of, islice(replay, old)))
             self._gone.extend(map(_seq_of, events[: over - old]))

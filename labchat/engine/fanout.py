@@ -75,23 +75,42 @@ class Hub:
         return self._delivering
 
     def take_round(self) -> list[tuple[list[Session], bytes]]:
-        """The round's broadcasts for the engine to send (``rounds.send_round``), or []."""
+        """The round's broadcasts for the engine to send (``rounds.send_round``), or [].
+
+        A round that one thread owns is only ever added to and taken by that thread, so it
+        needs no lock (the selector engine's, once a line); one any thread adds to does."""
+        round = self.round
+        if round is None:
+            return []
+        if round.owner != ANY_THREAD:
+            return round.take() if round.blobs else []
         with self.lock:
-            return self.round.take() if self.round else []
+            return round.take() if round.blobs else []
 
     def _let_go(self) -> None:
         """The end of ``delivering``: release the lock, then write, send and cut, in that order."""
-        to_flush, self._to_flush = self._to_flush, []
-        to_cut, self._to_cut = self._to_cut, []
-        to_end, self._to_end = self._to_end, []
+        # A list is swapped for a new one only if something is in it (most lines cut nobody);
+        # an empty one is left to the next holder of the lock, and nothing is read from it here.
+        to_flush, to_cut, to_end = self._to_flush, self._to_cut, self._to_end
+        if to_flush:
+            self._to_flush = []
+        if to_cut:
+            self._to_cut = []
+        if to_end:
+            self._to_end = []
+        to_flush, to_cut, to_end = to_flush or (), to_cut or (), to_end or ()
         self.lock.release()
         if self.transcript is not None:
             self.transcript.write()  # on disk before anyone is sent it
         held = getattr(self._later, "sessions", None)
         if held is not None:
             held.update(dict.fromkeys(to_flush))
-        elif to_flush or self.round:  # a round is sent by the engine's flush, even with no outbox
+        elif to_flush:
             self._flush(to_flush)
+        else:  # a round any thread adds to is sent by the engine's flush, even with no outbox
+            round = self.round  # (one thread's own round is sent at the end of its turn)
+            if round is not None and round.blobs and round.owner == ANY_THREAD:
+                self._flush([])
         for session in to_cut:
             session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
         for session, reason in to_end:
@@ -183,10 +202,10 @@ class Hub:
                     return True
                 deliveries = outcome.deliveries
                 pending += deliveries
-                if item.lstrip()[:1] == "/":  # a command: mutes are logged
+                if item.lstrip()[:1] == "/":  # a command: mutes are logged, /nick renames
                     self._moderated(outcome, session.nick)
+                    session.nick = room.nick_of(session) or session.nick
             self.bus.publish(pending)
-            session.nick = self.room.nick_of(session) or session.nick
             return False
 
     def moderate(self, action: str, nick: str, reason: str, by: str) -> None:
@@ -263,14 +282,13 @@ class Hub:
         self._queue_all(deliveries, members)
 
     def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
-        broadcast = all(d.to is None for d in deliveries)
+        if len(deliveries) == 1:  # a line a round, in a busy room
+            broadcast = deliveries[0].to is None
+        else:
+            broadcast = all(d.to is None for d in deliveries)
         ahead = self.round  # the engine's round: broadcasts made on its owner thread (or on any)
         if ahead is not None and not (broadcast and ahead.owner in (ANY_THREAD, threading.get_ident())):
             ahead = None
-        for d in deliveries:  # removed by an operator: the connection ends once they are told
-            if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":
-                reason = d.event.text.removeprefix("you were ")
-                self._to_end += [(member, reason) for member in d.to if isinstance(member, Session)]
         if broadcast:
             blobs: dict[str, bytes] = {}
             count = len(deliveries)
@@ -303,6 +321,10 @@ class Hub:
                 blob = blobs.get("json") or encode_all([d.event for d in deliveries])
                 ahead.add(blob, straight)
             return
+        for d in deliveries:  # removed by an operator: the connection ends once they are told
+            if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":
+                reason = d.event.text.removeprefix("you were ")
+                self._to_end += [(member, reason) for member in d.to if isinstance(member, Session)]
         parts: dict[Session, list[bytes]] = {}
         cache: dict[tuple[int, str], bytes] = {}
         for d in deliveries:

@@ -152,12 +152,12 @@ class SelectorChatServer(ChatServerCore):
         by recursion.
         """
         socks, masks, want_write = self._socks, self._masks, selectors.EVENT_WRITE
-        hub = self.hub
+        round = self.hub.round  # this thread's own: no other thread adds to it
         while True:
-            if hub.round:
-                self._send_round(hub.take_round())
+            if round.blobs:
+                self._send_round(round.take())
             if not self._dirty:
-                if hub.round:  # closing a session told the others
+                if round.blobs:  # closing a session told the others
                     continue
                 return
             dirty, self._dirty = self._dirty, {}  # what closing one queues is taken next time round

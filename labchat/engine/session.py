@@ -277,7 +277,9 @@ class Session:
                         batch += events
                         if len(batch) >= BATCH and self._flush(batch):
                             return self._hold([], self._congestion_poll())
-                        continue
+                        if self.conversation.unprocessed:
+                            continue
+                        # else every line is taken: next_event() says NEED_DATA (or CLOSED)
                 try:
                     event = self.conversation.next_event()
                 except RemoteProtocolError as exc:
