@@ -526,6 +526,11 @@ class Decoder:
                 self._push(bytes(self._buffer))
             self._buffer.clear()
             return
+        # Whole lines that fit, nothing held from before: what a client nearly always sends.
+        whole = data[-1:] == b"\n" and not self._buffer and not self._skipping
+        if whole and len(data) <= self.max_line and b"\r" not in data:
+            self._waiting().extend(data[:-1].split(b"\n"))
+            return
         if self._skipping:
             start = data.find(b"\n") + 1
             if not start:

@@ -17,7 +17,7 @@ import pytest
 from conftest import WAIT
 
 from labchat.engine.outbox import Outbox
-from labchat.engine.rounds import Round
+from labchat.engine.rounds import ANY_THREAD, Round
 from labchat.engine.selector import SelectorChatServer
 from labchat.engine.session import Session
 
@@ -185,6 +185,27 @@ def test_what_the_kernel_does_not_take_waits_at_the_front_of_the_outbox(hand) ->
     assert [e["text"].split()[0] for e in got] == [str(n) for n in range(60)] + ["after"]
 
 
+def test_a_reader_whose_round_is_on_its_way_is_not_named_in_the_next_one(hand) -> None:
+    """The threaded engine's round: any thread may add to the next round while one thread
+    still sends the last. A reader that round has not reached yet must get the next line
+    behind it (through its outbox), even when the kernel takes only part of the first."""
+    hand.hub.round = Round(owner=ANY_THREAD)
+    ada, ada_end = hand.add("ada")
+    bob, bob_end = hand.add("bob", rcvbuf=4096)
+    for end in (ada_end, bob_end):
+        drained(end)
+    ada.received(burst(60).encode())
+    hand._after_process(ada, ada.process())
+    taken = hand.hub.take_round()  # on its way: the sending thread has it, bob not reached yet
+    ada.received(b'{"type":"say","text":"after"}\n')  # another reader thread's line, meanwhile
+    hand._after_process(ada, ada.process())
+    hand._send_round(taken)  # bob's kernel takes a few KB; the rest waits in the outbox
+    hand._flush_dirty()  # then the next round and the outboxes
+    got = read_all(hand, bob, bob_end, 61)
+    assert [e["text"].split()[0] for e in got] == [str(n) for n in range(60)] + ["after"]
+    assert bob.messages_out >= 61
+
+
 def test_a_reader_that_starts_leaving_before_its_round_goes_gets_it_and_is_drained(hand) -> None:
     ada, ada_end = hand.add("ada")
     bob, bob_end = hand.add("bob")
@@ -240,11 +261,11 @@ def test_round_take_joins_a_round_for_the_same_readers_and_splits_it_otherwise()
     same = Round()
     same.add(b"a\n", ["bob", "cy"])
     same.add(b"b\n", ["bob", "cy"])
-    assert same.take() == [(["bob", "cy"], b"a\nb\n")] and not same
+    assert same.take() == [(["bob", "cy"], b"a\nb\n", 2)] and not same
     mixed = Round()
     mixed.add(b"a\n", ["bob", "cy"])
-    mixed.add(b"b\n", ["cy"])
-    assert mixed.take() == [(["bob"], b"a\n"), (["cy"], b"a\nb\n")]
+    mixed.add(b"b\nc\n", ["cy"], 2)
+    assert mixed.take() == [(["bob"], b"a\n", 1), (["cy"], b"a\nb\nc\n", 3)]
 
 
 def test_outbox_put_front_goes_first() -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
@@ -64,8 +64,10 @@ class Hub:
         if faults is not None and faults.delay:
             self._delayer = Delayer(faults.delay, clock, self._release)
         self._behind: set[Session] = set()
+        self._puts = 0  # how many times an outbox was put to (a round's ``again`` compares it)
         self.round: Round | None = None  # an engine that sends in rounds sets it (rounds.py)
         self._later = threading.local()  # .sessions: this thread's sends held back (flushing_later)
+        self._holding = False  # whether any thread ever held sends back (the selector never does)
         self._delivering = _Delivering(self)
         self.bus = bus or LocalBus()
         self.bus.attach(self.deliver)
@@ -74,7 +76,7 @@ class Hub:
         """Hold the delivery lock to decide and queue; once it is let go, send and cut."""
         return self._delivering
 
-    def take_round(self) -> list[tuple[list[Session], bytes]]:
+    def take_round(self) -> list[tuple[list[Session], bytes, int]]:
         """The round's broadcasts for the engine to send (``rounds.send_round``), or [].
 
         A round that one thread owns is only ever added to and taken by that thread, so it
@@ -102,7 +104,7 @@ class Hub:
         self.lock.release()
         if self.transcript is not None:
             self.transcript.write()  # on disk before anyone is sent it
-        held = getattr(self._later, "sessions", None)
+        held = getattr(self._later, "sessions", None) if self._holding else None
         if held is not None:
             held.update(dict.fromkeys(to_flush))
         elif to_flush:
@@ -125,6 +127,7 @@ class Hub:
             yield
             return
         held: dict[Session, None] = {}
+        self._holding = True
         self._later.sessions = held
         try:
             yield
@@ -265,7 +268,7 @@ class Hub:
             for deliveries, members in held:
                 self._queue_all(deliveries, members)
 
-    def deliver(self, deliveries: list[Delivery], members: list[Session] | None = None) -> None:
+    def deliver(self, deliveries: list[Delivery], members: Sequence[Session] | None = None) -> None:
         """Queue each event for its recipients in order: what the bus hands back (lock held).
 
         A delivery to everyone reaches ``members``: by default everyone who joined here.
@@ -281,7 +284,7 @@ class Hub:
             return
         self._queue_all(deliveries, members)
 
-    def _queue_all(self, deliveries: list[Delivery], members: list[Session]) -> None:
+    def _queue_all(self, deliveries: list[Delivery], members: Sequence[Session]) -> None:
         if len(deliveries) == 1:  # a line a round, in a busy room
             broadcast = deliveries[0].to is None
         else:
@@ -290,36 +293,25 @@ class Hub:
         if ahead is not None and not (broadcast and ahead.owner in (ANY_THREAD, threading.get_ident())):
             ahead = None
         if broadcast:
-            blobs: dict[str, bytes] = {}
             count = len(deliveries)
-            now = self.clock()  # one reading for all: this loop is as long as the room is big
-            to_flush, soft = self._to_flush, self.soft_outbox
             straight: list[Session] = []  # for the round: empty outboxes, sent to at its end
-            for session in members:
-                if ahead is not None and session.straight and not session.outbox.size:
-                    session.messages_out += count
-                    session.in_round = True
-                    straight.append(session)
-                    continue
-                mode = session.conversation.mode
-                blob = blobs.get(mode)
-                if blob is None:
-                    if mode == "json":
-                        blob = encode_all([d.event for d in deliveries])
-                    else:
-                        blob = b"".join([render(d.event, mode) for d in deliveries])
-                    blobs[mode] = blob
-                session.messages_out += count
-                verdict = session.put(blob, now)  # what _put does, inline
-                if verdict == "send":
-                    to_flush.append(session)
-                elif verdict == "over":
-                    self._to_cut.append(session)
-                if session.outbox.size > soft:
-                    self._behind.add(session)
-            if straight:
-                blob = blobs.get("json") or encode_all([d.event for d in deliveries])
-                ahead.add(blob, straight)
+            blob = b""
+            if ahead is not None:
+                straight = ahead.again(members, self._puts)
+                if straight is None:
+                    gen = ahead.gen
+                    free = (0, gen)  # in no round, or in this one (not in one still on its way)
+                    straight = [s for s in members if s.straight and not s.outbox.size and s.in_round in free]
+                    for session in straight:
+                        session.in_round = gen
+                    if len(straight) == len(members):
+                        ahead.remember(members, self._puts, straight)
+                if straight:
+                    blob = encode_all([d.event for d in deliveries])
+                    ahead.add(blob, straight, count)
+                if len(straight) == len(members):
+                    return
+            self._queue_rest(deliveries, members, set(straight), blob)
             return
         for d in deliveries:  # removed by an operator: the connection ends once they are told
             if d.to is not None and d.event.kind == "error" and d.event.code == "kicked":
@@ -338,7 +330,37 @@ class Hub:
             session.messages_out += len(chunks)
             self._put(session, b"".join(chunks))
 
+    def _queue_rest(
+        self, deliveries: list[Delivery], members: Sequence[Session], named: set[Session], blob: bytes
+    ) -> None:
+        """A broadcast for the members not named in the round: into their outboxes."""
+        blobs = {"json": blob} if blob else {}
+        count = len(deliveries)
+        now = self.clock()  # one reading for all: this loop is as long as the room is big
+        to_flush, soft = self._to_flush, self.soft_outbox
+        self._puts += 1
+        for session in members:
+            if session in named:
+                continue
+            mode = session.conversation.mode
+            data = blobs.get(mode)
+            if data is None:
+                if mode == "json":
+                    data = encode_all([d.event for d in deliveries])
+                else:
+                    data = b"".join([render(d.event, mode) for d in deliveries])
+                blobs[mode] = data
+            session.messages_out += count
+            verdict = session.put(data, now)  # what _put does, inline
+            if verdict == "send":
+                to_flush.append(session)
+            elif verdict == "over":
+                self._to_cut.append(session)
+            if session.outbox.size > soft:
+                self._behind.add(session)
+
     def _put(self, session: Session, data: bytes, raw: bool = False) -> None:
+        self._puts += 1
         verdict = session.queue(data, raw=raw)
         if verdict == "send":
             self._to_flush.append(session)

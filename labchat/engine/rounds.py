@@ -8,11 +8,13 @@ through their outboxes as before. The selector engine's round is its loop's turn
 its own thread's broadcasts join it; the threaded engine's is whatever gathers while one
 thread sends for everyone, and any thread's broadcasts join it (``ANY_THREAD``).
 
-The rule it keeps is order, and two facts keep it: a reader is named in a round only
-when nothing waits in its outbox (so nothing older is left behind), and one thread at a
-time sends, sending the round before any outbox queued to since its readers were named (so
-whatever was queued after it, on any thread, goes after it). What the kernel does not take of a
-round waits at the front of the outbox, ahead of anything queued since.
+The rule it keeps is order, and three facts keep it: a reader is named in a round only
+when nothing waits in its outbox (so nothing older is left behind) and no earlier round
+still on its way holds bytes for it (so what the kernel does not take of that one is not
+overtaken); and one thread at a time sends, sending the round before any outbox queued to
+since its readers were named (so whatever was queued after it, on any thread, goes after
+it). What the kernel does not take of a round waits at the front of the outbox, ahead of
+anything queued since.
 """
 
 from __future__ import annotations
@@ -36,45 +38,80 @@ ANY_THREAD = 0
 
 
 class Round:
-    """The broadcasts of the round under way, in order; guarded by the delivery lock."""
+    """The broadcasts of the round under way, in order; guarded by the delivery lock.
 
-    __slots__ = ("owner", "blobs", "readers")
+    ``gen`` numbers the rounds: a reader named in this one holds it in ``in_round`` until
+    its bytes are sent (then 0). In the threaded engine one thread may still be sending the
+    last round while others add to the next, so a reader whose ``in_round`` is an older
+    round is not named again: its next lines wait in its outbox, behind what is on its way.
+    """
+
+    __slots__ = ("owner", "blobs", "readers", "counts", "gen", "_again")
 
     def __init__(self, owner: int | None = None) -> None:
         # the thread whose broadcasts it takes (threading.get_ident), or ANY_THREAD
         self.owner = threading.get_ident() if owner is None else owner
         self.blobs: list[bytes] = []  # each broadcast's bytes (JSON lines)
         self.readers: list[list[Session]] = []  # who gets each one straight
+        self.counts: list[int] = []  # how many events each one holds
+        self.gen = 1
+        # (members, puts, readers): the last broadcast went straight to every one of these
+        # members, when the hub had put to outboxes ``puts`` times (see ``again``)
+        self._again: tuple[object, int, list[Session]] | None = None
 
     def __bool__(self) -> bool:
         return bool(self.blobs)
 
-    def add(self, blob: bytes, readers: list[Session]) -> None:
+    def add(self, blob: bytes, readers: list[Session], count: int = 1) -> None:
         self.blobs.append(blob)
         self.readers.append(readers)
+        self.counts.append(count)
 
-    def take(self) -> list[tuple[list[Session], bytes]]:
-        """Empty the round, as (readers, their bytes) to send: one pair when every broadcast
-        went to the same readers (nearly always), else one pair a reader."""
-        blobs, readers = self.blobs, self.readers
-        self.blobs, self.readers = [], []
+    def remember(self, members: object, puts: int, readers: list[Session]) -> None:
+        """The broadcast just added went straight to all of ``members``."""
+        self._again = (members, puts, readers)
+
+    def again(self, members: object, puts: int) -> list[Session] | None:
+        """The readers of this round's last broadcast, if it went straight to all of the same
+        ``members`` (the same list) and no outbox has been put to since: then every one of
+        them is still named here with an empty outbox, and the next line goes the same way.
+        A busy room's round of several lines looks at its members once, not once a line."""
+        last = self._again
+        if last is not None and last[0] is members and last[1] == puts:
+            return last[2]
+        return None
+
+    def take(self) -> list[tuple[list[Session], bytes, int]]:
+        """Empty the round, as (readers, their bytes, how many events) to send: one triple
+        when every broadcast went to the same readers (nearly always), else one a reader."""
+        blobs, readers, counts = self.blobs, self.readers, self.counts
+        self.blobs, self.readers, self.counts = [], [], []
+        self.gen += 1
+        self._again = None
         first = readers[0]
         if len(blobs) == 1:
-            return [(first, blobs[0])]
-        if all(names == first for names in readers):
-            return [(first, b"".join(blobs))]
+            return [(first, blobs[0], counts[0])]
+        if all(names is first or names == first for names in readers):
+            return [(first, b"".join(blobs), sum(counts))]
         parts: dict[Session, list[bytes]] = {}
-        for blob, names in zip(blobs, readers, strict=True):
+        numbers: dict[Session, int] = {}
+        for blob, names, count in zip(blobs, readers, counts, strict=True):
             for session in names:
                 parts.setdefault(session, []).append(blob)
-        return [([session], b"".join(chunks)) for session, chunks in parts.items()]
+                numbers[session] = numbers.get(session, 0) + count
+        return [([session], b"".join(chunks), numbers[session]) for session, chunks in parts.items()]
 
 
 def send_round(
-    readers: list[Session], data: bytes, sock_of: Callable[[Session], socket.socket | None], now: float
+    readers: list[Session],
+    data: bytes,
+    count: int,
+    sock_of: Callable[[Session], socket.socket | None],
+    now: float,
 ) -> list[tuple[Session, bool | None]]:
-    """Send a round's ``data`` to each of ``readers``, one ``send`` each, from the one thread
-    that sends this round; the readers the engine must see to, with what became of them:
+    """Send a round's ``data`` (``count`` events) to each of ``readers``, one ``send`` each,
+    from the one thread that sends this round; the readers the engine must see to, with what
+    became of them:
     None (the connection is gone), False (the rest waits in the outbox for the socket to be
     writable), True (it is leaving, or was closed: its engine may finish it).
 
@@ -91,22 +128,23 @@ def send_round(
             if sock is None:
                 continue
             if session.outbox.state is closed:  # cut off or gone (a leaving one, draining, is sent to)
-                session.in_round = False
+                session.in_round = 0
                 odd.append((session, True))
                 continue
+            session.messages_out += count
             try:
-                count = sock.send(data)
+                taken = sock.send(data)
             except (BlockingIOError, InterruptedError):
-                count = 0
+                taken = 0
             except OSError as exc:
                 session.straight_failed(exc)
                 odd.append((session, None))
                 continue
-            if count != size:
-                odd.append((session, session.straight_rest(count, data, now)))
+            if taken != size:
+                odd.append((session, session.straight_rest(taken, data, now)))
                 continue
             session.outbox.sent_total += size
-            session.in_round = False
+            session.in_round = 0
             if session.leaving:
                 session.drained_if_empty()
                 odd.append((session, True))

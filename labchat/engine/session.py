@@ -136,7 +136,7 @@ class Session:
         self.rest_until = 0.0  # chopping for a lesson: the next piece not before this
         self.backlogged = False  # the kernel took less than offered: the rest waits for writability
         self.straight = False  # a round's broadcasts may go to it without its outbox (rounds.py)
-        self.in_round = False  # a round holds bytes for it: not drained until they are sent
+        self.in_round = 0  # the round (Round.gen) that holds bytes for it: not drained until they are sent
         self._sending = False  # a thread is inside write(): the others leave the socket to it
         self._told_paced = -1e9
         self.received_tls = False  # a TLS room has seen the client's first handshake bytes
@@ -513,7 +513,7 @@ class Session:
         """A round's ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``):
         the rest waits at the front of the outbox, ahead of anything queued since; False."""
         with self.lock:
-            self.in_round = False
+            self.in_round = 0
             outbox = self.outbox
             outbox.sent_total += count
             if count:
@@ -524,7 +524,7 @@ class Session:
 
     def straight_failed(self, exc: OSError) -> None:
         """A round's ``send`` to this reader failed: the connection is gone."""
-        self.in_round = False
+        self.in_round = 0
         self._send_failed(exc)
 
     def drained_if_empty(self) -> None:
