@@ -261,11 +261,11 @@ def test_round_take_joins_a_round_for_the_same_readers_and_splits_it_otherwise()
     same = Round()
     same.add(b"a\n", ["bob", "cy"])
     same.add(b"b\n", ["bob", "cy"])
-    assert same.take() == [(["bob", "cy"], b"a\nb\n", 2)] and not same
+    assert same.take() == [(["bob", "cy"], b"a\nb\n", 2, 1)] and not same
     mixed = Round()
     mixed.add(b"a\n", ["bob", "cy"])
     mixed.add(b"b\nc\n", ["cy"], 2)
-    assert mixed.take() == [(["bob"], b"a\n", 1), (["cy"], b"a\nb\nc\n", 3)]
+    assert mixed.take() == [(["bob"], b"a\n", 1, 1), (["cy"], b"a\nb\nc\n", 3, 1)]
 
 
 def test_outbox_put_front_goes_first() -> None:
@@ -278,3 +278,20 @@ def test_outbox_put_front_goes_first() -> None:
     empty = Outbox(0.0)
     empty.put_front(b"rest", 4.0)
     assert (empty.peek(), empty.progress) == (b"rest", 4.0)
+
+
+def test_outbox_put_after_front_goes_behind_a_round_s_rest_and_ahead_of_the_others() -> None:
+    box = Outbox(0.0)
+    box.put(b"private", 1.0)  # queued after the reader was named in the rounds below
+    box.put_front(b"rest of round one|", 2.0)
+    box.put_after_front(b"round two|", 3.0)
+    assert box.front == len(b"rest of round one|round two|")
+    box.sent(5, 4.0)  # the kernel takes a little
+    assert box.front == len(b"rest of round one|round two|") - 5
+    assert box.peek() == b"of round one|round two|private"
+    box.sent(box.size, 5.0)
+    assert box.front == 0 and box.size == 0
+    empty = Outbox(0.0)
+    empty.put(b"later", 1.0)
+    empty.put_after_front(b"first ", 2.0)  # no front part: it goes first
+    assert empty.peek() == b"first later"

@@ -76,7 +76,7 @@ class Hub:
         """Hold the delivery lock to decide and queue; once it is let go, send and cut."""
         return self._delivering
 
-    def take_round(self) -> list[tuple[list[Session], bytes, int]]:
+    def take_round(self) -> list[tuple[list[Session], bytes, int, int]]:
         """The round's broadcasts for the engine to send (``rounds.send_round``), or [].
 
         A round that one thread owns is only ever added to and taken by that thread, so it
@@ -300,8 +300,7 @@ class Hub:
                 straight = ahead.again(members, self._puts)
                 if straight is None:
                     gen = ahead.gen
-                    free = (0, gen)  # in no round, or in this one (not in one still on its way)
-                    straight = [s for s in members if s.straight and not s.outbox.size and s.in_round in free]
+                    straight = [s for s in members if s.straight and not s.outbox.size]
                     for session in straight:
                         session.in_round = gen
                     if len(straight) == len(members):

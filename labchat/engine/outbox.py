@@ -37,13 +37,14 @@ _NONE: tuple = ()
 class Outbox:
     """Bytes waiting for one client, in order, with their size and last progress."""
 
-    __slots__ = ("state", "size", "sent_total", "progress", "_head", "_rest")
+    __slots__ = ("state", "size", "sent_total", "progress", "front", "_head", "_rest")
 
     def __init__(self, now: float = 0.0) -> None:
         self.state = State.OPEN
         self.size = 0  # bytes waiting
         self.sent_total = 0  # bytes that have left, over the connection's life
         self.progress = now  # when bytes last left, or the outbox was last empty
+        self.front = 0  # bytes at the front that rounds sent straight left behind (put_front)
         self._head = b""  # the first piece waiting (b"" when empty)
         self._rest: deque[bytes] | tuple = _NONE  # the pieces behind it
 
@@ -77,6 +78,22 @@ class Outbox:
             self._rest.appendleft(self._head)
         self._head = data
         self.size += len(data)
+        self.front += len(data)
+
+    def put_after_front(self, data: bytes, now: float) -> None:
+        """Queue bytes behind the front part and ahead of the rest: a round whose readers were
+        named while the part of an earlier round that their kernel did not take was on its way."""
+        if not data:
+            return
+        if not self.front:
+            self.put_front(data, now)
+            return
+        front = self.front
+        waiting = self._head + b"".join(self._rest)  # seldom: only after a partial send
+        self._head = waiting[:front] + data + waiting[front:]
+        self._rest = _NONE
+        self.size += len(data)
+        self.front += len(data)
 
     def peek(self) -> bytes:
         """The next bytes to send (up to CHUNK), without taking them off the outbox."""
@@ -98,6 +115,8 @@ class Outbox:
         self.sent_total += count
         self.progress = now
         self.size -= count
+        if self.front:
+            self.front = max(0, self.front - count)
         if not self.size:  # all gone (the usual case)
             self._head = b""
             self._rest = _NONE
@@ -132,3 +151,4 @@ class Outbox:
         self._head = b""
         self._rest = _NONE
         self.size = 0
+        self.front = 0

@@ -41,9 +41,10 @@ class Round:
     """The broadcasts of the round under way, in order; guarded by the delivery lock.
 
     ``gen`` numbers the rounds: a reader named in this one holds it in ``in_round`` until
-    its bytes are sent (then 0). In the threaded engine one thread may still be sending the
-    last round while others add to the next, so a reader whose ``in_round`` is an older
-    round is not named again: its next lines wait in its outbox, behind what is on its way.
+    its bytes are sent (then 0, unless a later round has named it since). In the threaded
+    engine one thread may still be sending the last round while others add to the next, so
+    a reader can be in both; if the kernel takes only part of the first, the next waits
+    behind that part in the outbox (``Outbox.front``), never overtaking it.
     """
 
     __slots__ = ("owner", "blobs", "readers", "counts", "gen", "_again")
@@ -81,31 +82,33 @@ class Round:
             return last[2]
         return None
 
-    def take(self) -> list[tuple[list[Session], bytes, int]]:
-        """Empty the round, as (readers, their bytes, how many events) to send: one triple
-        when every broadcast went to the same readers (nearly always), else one a reader."""
-        blobs, readers, counts = self.blobs, self.readers, self.counts
+    def take(self) -> list[tuple[list[Session], bytes, int, int]]:
+        """Empty the round, as (readers, their bytes, how many events, the round's gen) to
+        send: one when every broadcast went to the same readers (nearly always), else one a
+        reader."""
+        blobs, readers, counts, gen = self.blobs, self.readers, self.counts, self.gen
         self.blobs, self.readers, self.counts = [], [], []
         self.gen += 1
         self._again = None
         first = readers[0]
         if len(blobs) == 1:
-            return [(first, blobs[0], counts[0])]
+            return [(first, blobs[0], counts[0], gen)]
         if all(names is first or names == first for names in readers):
-            return [(first, b"".join(blobs), sum(counts))]
+            return [(first, b"".join(blobs), sum(counts), gen)]
         parts: dict[Session, list[bytes]] = {}
         numbers: dict[Session, int] = {}
         for blob, names, count in zip(blobs, readers, counts, strict=True):
             for session in names:
                 parts.setdefault(session, []).append(blob)
                 numbers[session] = numbers.get(session, 0) + count
-        return [([session], b"".join(chunks), numbers[session]) for session, chunks in parts.items()]
+        return [([session], b"".join(chunks), numbers[session], gen) for session, chunks in parts.items()]
 
 
 def send_round(
     readers: list[Session],
     data: bytes,
     count: int,
+    gen: int,
     sock_of: Callable[[Session], socket.socket | None],
     now: float,
 ) -> list[tuple[Session, bool | None]]:
@@ -132,6 +135,9 @@ def send_round(
                 odd.append((session, True))
                 continue
             session.messages_out += count
+            if session.outbox.front:  # part of an earlier round waits (threaded engine): behind it
+                odd.append((session, session.straight_behind(data, now, gen)))
+                continue
             try:
                 taken = sock.send(data)
             except (BlockingIOError, InterruptedError):
@@ -141,10 +147,11 @@ def send_round(
                 odd.append((session, None))
                 continue
             if taken != size:
-                odd.append((session, session.straight_rest(taken, data, now)))
+                odd.append((session, session.straight_rest(taken, data, now, gen)))
                 continue
             session.outbox.sent_total += size
-            session.in_round = 0
+            if session.in_round == gen:
+                session.in_round = 0
             if session.leaving:
                 session.drained_if_empty()
                 odd.append((session, True))

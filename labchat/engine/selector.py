@@ -172,10 +172,10 @@ class SelectorChatServer(ChatServerCore):
                     self._update(session)
                 # else: all sent and nothing else changed, as in nearly every round of a busy room
 
-    def _send_round(self, groups: list[tuple[list[Session], bytes, int]]) -> None:
+    def _send_round(self, groups: list[tuple[list[Session], bytes, int, int]]) -> None:
         now = self.clock()
-        for readers, blob, count in groups:
-            for session, done in send_round(readers, blob, count, self._socks.get, now):
+        for readers, blob, count, gen in groups:
+            for session, done in send_round(readers, blob, count, gen, self._socks.get, now):
                 if done is None:
                     self._close(session)
                 else:  # the rest waits for the socket to be writable; or it closes

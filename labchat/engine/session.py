@@ -509,16 +509,27 @@ class Session:
                         self.drained.set()
                     return True
 
-    def straight_rest(self, count: int, data: bytes, now: float) -> bool:
-        """A round's ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``):
+    def straight_rest(self, count: int, data: bytes, now: float, gen: int) -> bool:
+        """Round ``gen``'s ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``):
         the rest waits at the front of the outbox, ahead of anything queued since; False."""
         with self.lock:
-            self.in_round = 0
+            if self.in_round == gen:  # (it may be named in a later round already)
+                self.in_round = 0
             outbox = self.outbox
             outbox.sent_total += count
             if count:
                 outbox.progress = now  # bytes moved
             outbox.put_front(data[count:], now)
+            self.backlogged = True
+            return False
+
+    def straight_behind(self, data: bytes, now: float, gen: int) -> bool:
+        """Round ``gen`` found part of an earlier round still waiting at the front of the
+        outbox (``rounds.send_round``): its ``data`` waits behind that part; False."""
+        with self.lock:
+            if self.in_round == gen:
+                self.in_round = 0
+            self.outbox.put_after_front(data, now)
             self.backlogged = True
             return False
 
@@ -530,7 +541,7 @@ class Session:
     def drained_if_empty(self) -> None:
         """A leaving reader's round went out: it is drained unless another thread queued more."""
         with self.lock:
-            if not self.outbox.size:
+            if not self.outbox.size and not self.in_round:
                 self.drained.set()
 
     def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:

@@ -166,8 +166,8 @@ class ThreadingChatServer(ChatServerCore):
                     dirty, self._dirty = self._dirty, {}
                 # The round after the outboxes were taken, and sent before them: bytes put in an
                 # outbox after a reader was named in the round are in ``dirty`` or come later.
-                for readers, blob, count in hub.take_round():
-                    self._send_round(readers, blob, count)
+                for readers, blob, count, gen in hub.take_round():
+                    self._send_round(readers, blob, count, gen)
                 for session in dirty:
                     try:
                         self._send_now(session)
@@ -179,8 +179,8 @@ class ThreadingChatServer(ChatServerCore):
                 self._sending = False
             raise
 
-    def _send_round(self, readers: list[Session], blob: bytes, count: int) -> None:
-        for session, done in send_round(readers, blob, count, self._sock_of, self.clock()):
+    def _send_round(self, readers: list[Session], blob: bytes, count: int, gen: int) -> None:
+        for session, done in send_round(readers, blob, count, gen, self._sock_of, self.clock()):
             if done is None:
                 self.engine_abort(session)
             elif not done:
