@@ -202,6 +202,10 @@ def drive(
     return run
 
 
+# Seconds with nothing arriving before the client that never read is taken to be still connected.
+SLOW_FATE_WAIT = 1.0
+
+
 def _slow_client(engine: Engine) -> socket.socket:
     sock = wire.connect(engine.address, rcvbuf=SLOW_RCVBUF)
     if engine.protocol == "redis":
@@ -213,13 +217,16 @@ def _slow_client(engine: Engine) -> socket.socket:
 def _slow_fate(engine: Engine, sock: socket.socket, leaves: list[tuple[str, str]]) -> str:
     """What became of the client that never read: cut off (and why), or still buffered."""
     if engine.protocol == "labchat":
-        sock.setblocking(False)
+        # A server that hung up shut the socket behind the bytes its kernel still held for this
+        # client, so its end arrives only once they are read: read until it does, or until
+        # nothing more comes for SLOW_FATE_WAIT (then it is still connected).
+        sock.settimeout(SLOW_FATE_WAIT)
         ended = False
         try:
             while sock.recv(65536):
                 pass
             ended = True
-        except BlockingIOError:
+        except TimeoutError:
             pass
         except OSError:
             ended = True
