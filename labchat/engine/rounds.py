@@ -136,7 +136,7 @@ def send_round(
                 continue
             session.messages_out += count
             if session.outbox.front:  # part of an earlier round waits (threaded engine): behind it
-                odd.append((session, session.straight_behind(data, now, gen)))
+                odd.append((session, session.straight_rest(0, data, now, gen)))
                 continue
             try:
                 taken = sock.send(data)

@@ -510,8 +510,9 @@ class Session:
                     return True
 
     def straight_rest(self, count: int, data: bytes, now: float, gen: int) -> bool:
-        """Round ``gen``'s ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``):
-        the rest waits at the front of the outbox, ahead of anything queued since; False."""
+        """Round ``gen``'s ``send`` of ``data`` took only ``count`` bytes (``rounds.send_round``;
+        none, when part of an earlier round still waits at the front): the rest waits at the
+        front of the outbox, behind that part and ahead of anything queued since; False."""
         with self.lock:
             if self.in_round == gen:  # (it may be named in a later round already)
                 self.in_round = 0
@@ -519,17 +520,7 @@ class Session:
             outbox.sent_total += count
             if count:
                 outbox.progress = now  # bytes moved
-            outbox.put_front(data[count:], now)
-            self.backlogged = True
-            return False
-
-    def straight_behind(self, data: bytes, now: float, gen: int) -> bool:
-        """Round ``gen`` found part of an earlier round still waiting at the front of the
-        outbox (``rounds.send_round``): its ``data`` waits behind that part; False."""
-        with self.lock:
-            if self.in_round == gen:
-                self.in_round = 0
-            self.outbox.put_after_front(data, now)
+            outbox.put_after_front(data[count:], now)
             self.backlogged = True
             return False
 
