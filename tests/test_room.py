@@ -141,6 +141,17 @@ def test_a_nick_and_its_look_alikes_are_free_again_once_it_goes(room: Room) -> N
     assert room.nicks() == ["ada2", "ＡＤＡ", "b0b"]
 
 
+def test_the_members_are_a_snapshot_made_again_after_each_join_and_leave(room: Room) -> None:
+    before = room.members()
+    assert before == ("a", "b") and room.members() is before  # asked again: the same snapshot
+    say(room, "a", "/nick ada2")  # a new nick is the same member
+    assert room.members() is before
+    room.join("c", "cy")
+    assert room.members() == ("a", "b", "c") and before == ("a", "b")
+    room.leave("a")
+    assert room.members() == ("b", "c")
+
+
 # -- joining and leaving ------------------------------------------------------------------
 
 
