@@ -79,15 +79,10 @@ class Hub:
     def take_round(self) -> list[tuple[list[Session], bytes, int, int]]:
         """The round's broadcasts for the engine to send (``rounds.send_round``), or [].
 
-        A round that one thread owns is only ever added to and taken by that thread, so it
-        needs no lock (the selector engine's, once a line); one any thread adds to does."""
-        round = self.round
-        if round is None:
-            return []
-        if round.owner != ANY_THREAD:
-            return round.take() if round.blobs else []
+        (The selector engine takes its own round directly: only its thread adds to it.)"""
         with self.lock:
-            return round.take() if round.blobs else []
+            round = self.round
+            return round.take() if round is not None and round.blobs else []
 
     def _let_go(self) -> None:
         """The end of ``delivering``: release the lock, then write, send and cut, in that order."""
