@@ -280,11 +280,11 @@ def test_outbox_put_front_goes_first() -> None:
     assert (empty.peek(), empty.progress) == (b"rest", 4.0)
 
 
-def test_outbox_put_after_front_goes_behind_a_round_s_rest_and_ahead_of_the_others() -> None:
+def test_outbox_put_front_goes_behind_a_round_s_rest_and_ahead_of_the_others() -> None:
     box = Outbox(0.0)
     box.put(b"private", 1.0)  # queued after the reader was named in the rounds below
     box.put_front(b"rest of round one|", 2.0)
-    box.put_after_front(b"round two|", 3.0)
+    box.put_front(b"round two|", 3.0)  # the next round's rest: behind it
     assert box.front == len(b"rest of round one|round two|")
     box.sent(5, 4.0)  # the kernel takes a little
     assert box.front == len(b"rest of round one|round two|") - 5
@@ -293,5 +293,5 @@ def test_outbox_put_after_front_goes_behind_a_round_s_rest_and_ahead_of_the_othe
     assert box.front == 0 and box.size == 0
     empty = Outbox(0.0)
     empty.put(b"later", 1.0)
-    empty.put_after_front(b"first ", 2.0)  # no front part: it goes first
+    empty.put_front(b"first ", 2.0)  # no front part: it goes first
     assert empty.peek() == b"first later"

@@ -67,31 +67,24 @@ class Outbox:
         return True
 
     def put_front(self, data: bytes, now: float) -> None:
-        """Queue bytes ahead of those waiting (they were due first, but sent straight)."""
+        """Queue bytes ahead of those waiting (they were due first, but a round sent them
+        straight and the kernel took only part): behind the front part that earlier rounds
+        left there, which was due before them, and ahead of everything else."""
         if not data:
             return
-        if not self.size:
-            self.progress = now
-        elif self._rest is _NONE:
-            self._rest = deque((self._head,))
+        if self.front:  # seldom: a reader in two rounds at once (threaded engine)
+            front = self.front
+            waiting = self._head + b"".join(self._rest)
+            self._head = waiting[:front] + data + waiting[front:]
+            self._rest = _NONE
         else:
-            self._rest.appendleft(self._head)
-        self._head = data
-        self.size += len(data)
-        self.front += len(data)
-
-    def put_after_front(self, data: bytes, now: float) -> None:
-        """Queue bytes behind the front part and ahead of the rest: a round whose readers were
-        named while the part of an earlier round that their kernel did not take was on its way."""
-        if not data:
-            return
-        if not self.front:
-            self.put_front(data, now)
-            return
-        front = self.front
-        waiting = self._head + b"".join(self._rest)  # seldom: only after a partial send
-        self._head = waiting[:front] + data + waiting[front:]
-        self._rest = _NONE
+            if not self.size:
+                self.progress = now
+            elif self._rest is _NONE:
+                self._rest = deque((self._head,))
+            else:
+                self._rest.appendleft(self._head)
+            self._head = data
         self.size += len(data)
         self.front += len(data)
 

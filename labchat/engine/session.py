@@ -520,7 +520,7 @@ class Session:
             outbox.sent_total += count
             if count:
                 outbox.progress = now  # bytes moved
-            outbox.put_after_front(data[count:], now)
+            outbox.put_front(data[count:], now)
             self.backlogged = True
             return False
 
