@@ -15,8 +15,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 from ..conversation import Invalid, render
@@ -66,9 +65,10 @@ class Hub:
         self._behind: set[Session] = set()
         self._puts = 0  # how many times an outbox was put to (a round's ``again`` compares it)
         self.round: Round | None = None  # an engine that sends in rounds sets it (rounds.py)
-        self._later = threading.local()  # .sessions: this thread's sends held back (flushing_later)
+        self._later = threading.local()  # .sessions, .depth: this thread's sends held back (flushing_later)
         self._holding = False  # whether any thread ever held sends back (the selector never does)
         self._delivering = _Delivering(self)
+        self._flushing_later = _FlushingLater(self)
         self.bus = bus or LocalBus()
         self.bus.attach(self.deliver)
 
@@ -113,23 +113,11 @@ class Hub:
         for session, reason in to_end:
             session.end(reason, fault=True)
 
-    @contextmanager
-    def flushing_later(self) -> Iterator[None]:
+    def flushing_later(self) -> _FlushingLater:
         """Within the block, what this thread queues is sent when the block ends, one send per
         session however many deliveries it got (cut-offs still happen at once). A reader
         that handles a whole ``recv`` of lines inside one pays for N sends, not N a batch."""
-        if getattr(self._later, "sessions", None) is not None:  # already inside one
-            yield
-            return
-        held: dict[Session, None] = {}
-        self._holding = True
-        self._later.sessions = held
-        try:
-            yield
-        finally:
-            self._later.sessions = None
-            if held or self.round:
-                self._flush(list(held))
+        return self._flushing_later
 
     # -- requests from sessions --------------------------------------------------------------
 
@@ -378,3 +366,34 @@ class _Delivering:
 
     def __exit__(self, *exc: object) -> None:
         self.hub._let_go()
+
+
+class _FlushingLater:
+    """``Hub.flushing_later()``: one made per hub and used by every thread, each holding its
+    own sends back in ``hub._later``. A class, not a generator: it runs once per ``recv``."""
+
+    __slots__ = ("hub",)
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def __enter__(self) -> None:
+        hub = self.hub
+        later = hub._later
+        if getattr(later, "sessions", None) is not None:  # already inside one: the outer one sends
+            later.depth += 1
+            return
+        hub._holding = True
+        later.sessions = {}
+        later.depth = 0
+
+    def __exit__(self, *exc: object) -> None:
+        hub = self.hub
+        later = hub._later
+        if later.depth:
+            later.depth -= 1
+            return
+        held = later.sessions
+        later.sessions = None
+        if held or hub.round:
+            hub._flush(list(held))
