@@ -60,9 +60,14 @@ class Engine:
     def threads(self) -> int:
         return int(_status(self.pid)["Threads"])
 
-    def cpu_seconds(self) -> float:
+    def cpu_times(self) -> tuple[float, float]:
+        """CPU seconds so far in user space (the interpreter, for a Python server) and in the
+        kernel (the system calls: sends, receives, waits)."""
         fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+        return int(fields[11]) / CLOCK_TICKS, int(fields[12]) / CLOCK_TICKS  # utime, stime
+
+    def cpu_seconds(self) -> float:
+        return sum(self.cpu_times())
 
     def __enter__(self) -> Engine:
         self.start()
@@ -258,8 +263,9 @@ class SharedRoom(Engine):
     def threads(self) -> int:
         return sum(part.threads() for part in self.parts)
 
-    def cpu_seconds(self) -> float:
-        return sum(part.cpu_seconds() for part in self.parts)
+    def cpu_times(self) -> tuple[float, float]:
+        times = [part.cpu_times() for part in self.parts]
+        return sum(user for user, _ in times), sum(system for _, system in times)
 
 
 def shared(servers: int, kind: type[LabchatServer] = SelectorServer) -> type[SharedRoom]:
