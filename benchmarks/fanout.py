@@ -2,7 +2,7 @@
 
 Run from the repository root:
 
-    python -m benchmarks.fanout                 # the full run, about 7 minutes
+    python -m benchmarks.fanout                 # the full run, about 10 minutes
     python -m benchmarks.fanout --smoke         # a quick check that everything runs and nothing is lost
 
 It starts every server itself on 127.0.0.1 (a fresh one for each run of each scenario),

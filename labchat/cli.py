@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=_count(1),
         default=100,
         metavar="N",
-        help="most connections at once (default: 100)",
+        help="most members in the room at once (default: 100)",
     )
     serve.add_argument(
         "--backplane",

@@ -65,9 +65,7 @@ RETRY_CODES = frozenset({"nick-taken", "server-full", "closing", "unavailable"})
 
 # Codes the server sends as it ends a connection on purpose: going back would be refused
 # again, or repeat what got us cut off; "closing" is a room closed for good (not restarting).
-FINAL_CODES = frozenset(
-    {"bad-token", "bad-hello", "bad-version", "nick-invalid", "flooding", "closing", "kicked"}
-)
+FINAL_CODES = frozenset({"bad-token", "bad-hello", "bad-version", "nick-invalid", "closing", "kicked"})
 
 # While a connection attempt waits for the server's answer, close() is noticed this often.
 _CONNECT_POLL = 0.1

@@ -412,7 +412,7 @@ def test_a_restarted_room_numbering_from_1_again_is_not_taken_for_old_news(scrip
 @pytest.mark.parametrize(
     "last",
     [
-        ev("error", 0, code="flooding", text="disconnected: far too many messages too fast"),
+        ev("error", 0, code="kicked", text="you were removed by an operator"),
         ev("leave", 6, sender="ada", text="removed by an operator"),
     ],
     ids=["error-that-ends-it", "removed-from-the-room"],
