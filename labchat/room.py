@@ -153,7 +153,8 @@ class Room:
 
     ``history`` is how many messages, actions and bot lines a newcomer is shown;
     ``replay`` how many public events are kept for clients that come back with
-    the last ``seq`` they saw.
+    the last ``seq`` they saw, and ``replay_bytes`` about the most bytes of them
+    one client is sent at once (``fit_replay``; None: no bound).
     """
 
     def __init__(
@@ -161,6 +162,7 @@ class Room:
         *,
         history: int = 20,
         replay: int = 500,
+        replay_bytes: int | None = None,
         bot: Greeter | None = None,
         clock: Callable[[], float] = time.time,
         peers: Peers | None = None,
@@ -180,6 +182,7 @@ class Room:
         # and how many there were in all: enough to count what a late client missed.
         self._gone: deque[int] = deque(maxlen=max(replay, 1))
         self._gone_total = 0
+        self._replay_bytes = replay_bytes
         self._seq = 0
         self._operators: set[Hashable] = set()  # members who may kick and mute
         self._muted = self.peers.muted  # skeletons of muted nicks: still muted if they come back
@@ -244,7 +247,8 @@ class Room:
             you = (member,)
             out = [Delivery(self._welcome(nick), you)]
             if since is None:
-                out += [Delivery(_replayed(e), you) for e in self._history]
+                shown, _ = fit_replay(self._history, self._replay_bytes)
+                out += [Delivery(_replayed(e), you) for e in shown]
             else:
                 out += [Delivery(e, you) for e in self._catch_up(since)]
             if len(self._members) > BIG_ROOM:  # only the newcomer sees its own arrival
@@ -374,15 +378,20 @@ class Room:
 
     def _catch_up(self, since: int) -> list[Event]:
         """What a client that last saw ``since`` missed: a gap notice if need be, then the events."""
-        out = []
-        missed, exact = self._missed(since)
-        if missed:
-            many = f"{missed} earlier {'event was' if missed == 1 else 'events were'}"
-            text = f"{many if exact else 'At least ' + many} missed while you were away: too old to replay."
-            out.append(self._event("system", code="history-gap", text=text))
         start = bisect_right(self._replay, since, key=lambda e: e.seq)
-        out += [_replayed(self._replay[i]) for i in range(start, len(self._replay))]
-        return out
+        held = [self._replay[i] for i in range(start, len(self._replay))]
+        held, left = fit_replay(held, self._replay_bytes)
+        missed, exact = self._missed(since)
+        if not (missed or left):
+            return [_replayed(e) for e in held]
+        if missed and left:
+            why = "too old or too much to replay"
+        else:
+            why = "too old to replay" if missed else "too much to replay at once"
+        many = missed + left
+        many = f"{'' if exact else 'At least '}{many} earlier {'event was' if many == 1 else 'events were'}"
+        gap = self._event("system", code="history-gap", text=f"{many} missed while you were away: {why}.")
+        return [gap] + [_replayed(e) for e in held]
 
     def _missed(self, since: int) -> tuple[int, bool]:
         """How many public events after ``since`` have left the replay buffer, and whether exactly."""
@@ -601,6 +610,26 @@ _seq_of = attrgetter("seq")
 def _stamp(now: float) -> float:
     """A clock reading to the millisecond, as events carry it (a quarter of round(now, 3)'s cost)."""
     return round(now * 1000) / 1000
+
+
+# What one replayed event is taken to cost beyond its text's bytes: its JSON line's other fields.
+EVENT_OVERHEAD = 160
+
+
+def fit_replay(events: Sequence[Event], budget: int | None) -> tuple[list[Event], int]:
+    """The newest of ``events`` whose lines come to about ``budget`` bytes at most, and how
+    many older ones that leaves out. A client coming back is sent its catch-up all at once,
+    before it can read a byte of it: without a bound, a room of long messages would put more
+    in its outbox than the outbox may hold, and cut it off as too slow before its welcome."""
+    if budget is None:
+        return list(events), 0
+    first, total = len(events), 0
+    while first:
+        total += len(events[first - 1].text.encode()) + EVENT_OVERHEAD
+        if total > budget:
+            break
+        first -= 1
+    return list(islice(events, first, None)), first
 
 
 def _replayed(event: Event) -> Event:

@@ -413,6 +413,22 @@ def test_an_entry_is_numbered_by_its_place_in_the_log():
     assert (entry.origin, entry.join, entry.last) == ("s1", (3, None), 41)
 
 
+def test_a_catch_up_through_the_log_fits_what_one_client_may_be_sent_at_once():
+    from labchat.backplane.entries import Entry, Item
+    from labchat.backplane.mirror import Mirror
+
+    mirror = Mirror(history=20, replay=500, replay_bytes=2 * (1000 + 160))
+    for seq in range(1, 6):
+        event = Event(kind="message", sender="ada", text=f"{seq}" * 1000, seq=seq)
+        mirror.add(Entry(origin="s1", items=(Item(event, None, keep=True),)))
+    caught = mirror.backlog(since=1)
+    assert (caught[0].code, caught[0].text) == (
+        "history-gap",
+        "Some earlier events were missed while you were away: too much to replay at once.",
+    )
+    assert [(e.seq, e.history) for e in caught[1:]] == [(4, True), (5, True)]
+
+
 # -- safe defaults ---------------------------------------------------------------------------------
 
 

@@ -659,3 +659,31 @@ def test_a_room_closed_on_purpose_is_the_end_even_with_reconnect(make_server, co
     assert ends.done.wait(WAIT)
     assert ends.reasons == ["the server closed the connection"]
     assert not ada.reconnecting and ada.reconnects == 0
+
+
+def test_coming_back_to_a_room_of_long_messages_is_a_catch_up_that_fits_not_a_cut(make_server, connect, raw):
+    """300 legal 4,000-character messages are more than a client's outbox may hold: the one
+    coming back gets the newest that fit, after a notice of how many are left out, and stays."""
+    room = make_server(bot=False, rate=None)
+    ada = connect("ada", server=room)
+    for n in range(300):
+        ada.send(f"{n:03} " + "y" * 3990)
+    ada.receive_until(lambda e: e.kind == "message" and e.text.startswith("299 "), timeout=WAIT)
+    back = raw(room)
+    back.banner = back.line()
+    back.send(json.dumps({"type": "hello", "nick": "back", "version": 1, "since": 1}) + "\n")
+    welcome, gap = back.event(), back.event()
+    assert welcome["type"] == "welcome"
+    assert gap["code"] == "history-gap" and gap["text"].endswith(
+        "missed while you were away: too much to replay at once."
+    )
+    replayed = []
+    while (event := back.event())["type"] != "join":
+        replayed.append(event)
+    assert replayed and all(e.get("history") for e in replayed)
+    texts = [e["text"][:3] for e in replayed]
+    assert texts == [f"{n:03}" for n in range(300 - len(texts), 300)]  # the newest, in order
+    assert int(gap["text"].split()[0]) == 1 + 300 - len(texts)  # ada's join and the older messages
+    assert len(replayed) * 4000 <= room.outbox_limit // 4
+    back.say("still here")
+    assert back.event_until(lambda e: e.get("text") == "still here")["sender"] == "back"

@@ -542,3 +542,33 @@ def test_say_many_leaves_a_muted_member_to_say() -> None:
     room.join("b", "bob")
     room.moderate("mute", "bob")
     assert room.say_many("b", ["hello"]) == ([], 0)
+
+
+def test_a_catch_up_too_big_to_send_at_once_keeps_the_newest_and_says_how_many_are_left_out():
+    room = quiet_room(replay_bytes=3 * (1000 + 160))
+    room.join("a", "ada")
+    for n in range(5):
+        say(room, "a", f"{n}" * 1000)
+    room.leave("a", "")
+    caught = [d.event for d in room.join("a2", "ada", since=1)]
+    assert (caught[1].code, caught[1].text) == (
+        "history-gap",
+        "4 earlier events were missed while you were away: too much to replay at once.",  # join, 0, 1, 2
+    )
+    # the newest that fit, oldest first, marked as history; then the live join
+    assert [(e.kind, e.text[:1], e.history) for e in caught[2:]] == [
+        ("message", "3", True),
+        ("message", "4", True),
+        ("leave", "", True),
+        ("join", "", False),
+    ]
+
+
+def test_a_small_catch_up_is_replayed_whole_under_the_bound():
+    room = quiet_room(replay_bytes=100_000)
+    room.join("a", "ada")
+    for n in range(5):
+        say(room, "a", f"line {n}")
+    caught = [d.event for d in room.join("b", "bob", since=1)]
+    assert [e.text for e in caught if e.kind == "message"] == [f"line {n}" for n in range(5)]
+    assert not [e for e in caught if e.code == "history-gap"]

@@ -142,14 +142,16 @@ class Backplane:
 
     # -- life ---------------------------------------------------------------------------------
 
-    def start(self, core: ChatServerCore, *, history: int, replay: int) -> None:
+    def start(
+        self, core: ChatServerCore, *, history: int, replay: int, replay_bytes: int | None = None
+    ) -> None:
         """Reach Redis, read the room's recent past, join the room's servers, start reading."""
         from .redis import RedisLog
 
         if self._hub is not None:
             raise RuntimeError("a Backplane serves one server, once: make one for each")
         self._hub = core.hub
-        self._mirror = Mirror(history=history, replay=replay)
+        self._mirror = Mirror(history=history, replay=replay, replay_bytes=replay_bytes)
         redis_log = RedisLog(self.url, self.room, self.sid, timeout=self.timeout)
         try:
             redis_log.ping()

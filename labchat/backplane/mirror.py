@@ -17,6 +17,7 @@ from collections import deque
 from dataclasses import replace
 
 from ..protocol import Event
+from ..room import fit_replay
 from .entries import Entry
 
 __all__ = ["Mirror"]
@@ -26,9 +27,10 @@ class Mirror:
     """The room's recent past, fed entry by entry in the log's order. Not thread-safe: the
     server's delivery lock guards it."""
 
-    def __init__(self, *, history: int, replay: int) -> None:
+    def __init__(self, *, history: int, replay: int, replay_bytes: int | None = None) -> None:
         self._history: deque[Event] = deque(maxlen=history)
         self._replay: deque[Event] = deque(maxlen=replay)
+        self._replay_bytes = replay_bytes  # about the most one client is sent at once (fit_replay)
         self.held_from = 1  # every public event numbered from here on is held (or was never sent)
 
     def add(self, entry: Entry) -> None:
@@ -54,9 +56,11 @@ class Mirror:
         """What a newcomer is shown (``since`` None), or what a client that last saw ``since`` missed."""
         if since is None:
             return [replace(e, history=True) for e in self._history]
+        held, left = fit_replay([e for e in self._replay if e.seq > since], self._replay_bytes)
         out = []
-        if since + 1 < self.held_from:
-            text = "Some earlier events were missed while you were away: too old to replay."
+        if since + 1 < self.held_from or left:
+            why = "too old to replay" if since + 1 < self.held_from else "too much to replay at once"
+            text = f"Some earlier events were missed while you were away: {why}."
             out.append(Event(kind="system", code="history-gap", text=text, time=round(time.time(), 3)))
-        out += [replace(e, history=True) for e in self._replay if e.seq > since]
+        out += [replace(e, history=True) for e in held]
         return out

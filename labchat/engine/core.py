@@ -147,8 +147,10 @@ class ChatServerCore:
                 backplane = Backplane(backplane, room, insecure=backplane_insecure)
             self.backplane = bus = backplane
             peers = backplane.peers
-        self._keep = (history, replay)
-        self.room = Room(history=history, replay=replay, bot=greeter, peers=peers)
+        # A catch-up is put in a client's outbox at once: a quarter of the limit leaves room
+        # for what the room says meanwhile (room.fit_replay).
+        self._keep = (history, replay, outbox_limit // 4)
+        self.room = Room(history=history, replay=replay, replay_bytes=self._keep[2], bot=greeter, peers=peers)
         self.pending = limits.PendingBudget(max_pending)
         self._bus = bus
         self._log_target = log
@@ -224,7 +226,9 @@ class ChatServerCore:
         )
         if self.backplane is not None:
             try:
-                self.backplane.start(self, history=self._keep[0], replay=self._keep[1])
+                self.backplane.start(
+                    self, history=self._keep[0], replay=self._keep[1], replay_bytes=self._keep[2]
+                )
             except BaseException:
                 listener.close()
                 if transcript is not None:
