@@ -468,6 +468,8 @@ class Room:
 
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
         farewell = clean_text(farewell)  # may refuse it: do so before the member is gone
+        if self._is_muted(nick):  # they leave, but their parting words reach nobody either
+            farewell = ""
         goodbye = Delivery(self._event("system", code="goodbye", text=f"Goodbye, {nick}!"), (member,))
         if len(self._members) > BIG_ROOM:
             self._remove(member)
@@ -484,6 +486,10 @@ class Room:
         new = check_nick(new)
         if new == nick:
             return Outcome()
+        if self._is_muted(nick):  # a new nick is words everyone sees, and a way out of the mute
+            raise RoomError(
+                "muted", "you are muted by an operator: your nick stays as it is until you are unmuted"
+            )
         old_key, new_key = skeleton(nick), skeleton(new)
         if new_key != old_key:  # another case or look-alike of your own nick is yours
             self._check_free(new, new_key)
@@ -529,8 +535,11 @@ class Room:
             self.peers.release(skeleton(nick))
         return nick
 
+    def _is_muted(self, nick: str) -> bool:
+        return bool(self._muted) and skeleton(nick) in self._muted
+
     def _check_heard(self, nick: str) -> None:
-        if self._muted and skeleton(nick) in self._muted:
+        if self._is_muted(nick):
             raise RoomError("muted", "you are muted by an operator: your messages reach nobody")
 
     def _find(self, target: str) -> Hashable:

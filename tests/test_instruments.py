@@ -78,6 +78,23 @@ def test_a_muted_person_is_refused_with_an_error_and_reaches_nobody(room, connec
     assert heard.text == "thank you"  # the first thing ada hears from bob: nothing leaked
 
 
+
+def test_a_muted_person_can_neither_rename_out_of_it_nor_speak_in_a_farewell(room, connect) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    ada, bob = connect("ada", server=room), connect("bob", server=room)
+    teacher.send("/mute bob")
+    said(ada, "system", code="mute")
+    bob.send("/nick bobby")
+    assert "your nick stays" in said(bob, "error", code="muted").text
+    bob.send("heard now?")
+    said(bob, "error", code="muted")  # still muted: the nick did not change
+    bob.send("/quit you all cannot stop me")
+    said(bob, "system", code="goodbye")
+    leave = said(ada, "leave", sender="bob")
+    assert leave.text == ""  # gone, and the parting words with it
+    assert not [e for e in ada.pending() if e.kind in ("message", "nick")]
+
+
 def test_operators_see_their_commands_in_help(room, connect) -> None:
     teacher = connect("teacher", server=room, op_token="owl-op")
     ada = connect("ada", server=room)
