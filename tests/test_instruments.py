@@ -78,7 +78,6 @@ def test_a_muted_person_is_refused_with_an_error_and_reaches_nobody(room, connec
     assert heard.text == "thank you"  # the first thing ada hears from bob: nothing leaked
 
 
-
 def test_a_muted_person_can_neither_rename_out_of_it_nor_speak_in_a_farewell(room, connect) -> None:
     teacher = connect("teacher", server=room, op_token="owl-op")
     ada, bob = connect("ada", server=room), connect("bob", server=room)
