@@ -83,6 +83,8 @@ CLOSED = _Sentinel("CLOSED")  # the peer hung up and everything it sent has been
 
 # A line that opens a block on netcat: three backticks, then a language if you like.
 _FENCE = re.compile(r"```[ \t]*([^\s`]*)")
+# What an error in the middle of a person's ``` block adds: the whole block goes, not one line.
+BLOCK_DROPPED = "; this ``` block is dropped, up to its closing ```"
 
 
 @dataclass(frozen=True)
@@ -176,8 +178,7 @@ class ServerConversation:
                 line = self._decoder.next_line()
             except ProtocolError as exc:
                 if self.state is State.JOINED:
-                    self._drop_block()
-                    return Invalid(exc.code, str(exc))
+                    return Invalid(exc.code, str(exc) + self._drop_block())
                 raise RemoteProtocolError(exc.code, str(exc)) from None
             if line is None:
                 return CLOSED if self._decoder.closed else NEED_DATA
@@ -237,8 +238,7 @@ class ServerConversation:
         try:
             text = decode_text(line)
         except ProtocolError as exc:
-            self._drop_block()
-            return Invalid(exc.code, str(exc))
+            return Invalid(exc.code, str(exc) + self._drop_block())
         if self._block is None:
             fence = _FENCE.fullmatch(text.strip())
             if fence is None:
@@ -255,21 +255,21 @@ class ServerConversation:
         size = self._block_size + 1 + len(text)
         lines = len(self._block) + 2  # with this line and the closing fence
         if lines > MAX_LINES or size + 4 > MAX_TEXT:
-            self._drop_block()
             what = f"{lines} lines, limit {MAX_LINES}" if lines > MAX_LINES else f"over {MAX_TEXT} characters"
-            return Invalid(
-                "text-too-long",
-                f"message too long: {what}; this ``` block is dropped, up to its closing ```",
-            )
+            return Invalid("text-too-long", f"message too long: {what}" + self._drop_block())
         self._block.append(text)
         self._block_size = size
         return None
 
-    def _drop_block(self) -> None:
-        """Forget an open block's lines; the rest of it, up to its closing fence, is skipped."""
-        if self._block is not None:
-            self._block = []
-            self._block_dropped = True
+    def _drop_block(self) -> str:
+        """Forget an open block's lines; the rest of it, up to its closing fence, is skipped.
+        What the error that caused it adds, so the person knows (nothing if no block is open,
+        or it was dropped already and they were told)."""
+        if self._block is None or self._block_dropped:
+            return ""
+        self._block = []
+        self._block_dropped = True
+        return BLOCK_DROPPED
 
     def _hello(self, line: bytes) -> Hello:
         if line.lstrip().startswith(b"{"):

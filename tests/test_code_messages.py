@@ -261,6 +261,22 @@ def test_a_block_too_long_from_netcat_is_refused_and_the_chat_goes_on(connect, r
     assert bob.receive_until(said("cy"), timeout=WAIT).text == "after the block"
 
 
+@pytest.mark.parametrize(
+    "bad, error",
+    [
+        (b"    print('caf\xe9')\n", b"!!! invalid UTF-8 at byte 14"),
+        (b"x" * 50_000 + b"\n", b"!!! line too long: 50000 bytes, limit 49152"),
+    ],
+    ids=["invalid-utf8", "line-too-long"],
+)
+def test_a_bad_line_inside_a_block_from_netcat_says_the_block_is_dropped(connect, raw, bad, error) -> None:
+    bob = connect("bob")
+    cy = netcat(raw, "cy")
+    cy.send(b"```python\nfor i in range(3):\n" + bad + b"    print(i)\n```\nafter the block\n")
+    assert cy.line_with(b"!!! ") == error + b"; this ``` block is dropped, up to its closing ```"
+    assert bob.receive_until(said("cy"), timeout=WAIT).text == "after the block"  # nothing of the block
+
+
 def test_controls_inside_multi_line_text_arrive_neutralised(connect, raw) -> None:
     bob = connect("bob")
     cy = netcat(raw, "cy")
