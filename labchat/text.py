@@ -1,11 +1,12 @@
 """The text rules every layer shares: what makes a string safe to show anyone, and a message's shape.
 
 Nothing here touches a socket. ``safe`` neutralises what could act on a reader's
-terminal or page (controls, escapes, bidirectional overrides), keeping all
-printable text as it is, so every view and every log line can use it. Chat
-text may hold several lines: ``safe(text, multiline=True)`` keeps each ``\\n``
-and neutralises everything else line by line, and ``trim`` gives a message its
-outline (no blank lines around it), so code keeps its indentation.
+terminal or page (controls, escapes, bidirectional overrides) or hide in it
+(invisible characters, tag characters), keeping all printable text as it is,
+so every view and every log line can use it. Chat text may hold several lines:
+``safe(text, multiline=True)`` keeps each ``\\n`` and neutralises everything
+else line by line, and ``trim`` gives a message its outline (no blank lines
+around it), so code keeps its indentation.
 """
 
 from __future__ import annotations
@@ -13,10 +14,28 @@ from __future__ import annotations
 import re
 
 # Line separators and bidirectional overrides: invisible, yet able to reorder or
-# break what surrounds them, so they are shown by name too.
-_INVISIBLE = frozenset({0x2028, 0x2029, *range(0x202A, 0x202F), *range(0x2066, 0x206A)})
-# Any character safe() changes: controls, DEL, 8-bit controls and the invisibles above.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u2028-\u202e\u2066-\u2069]")
+# break what surrounds them, so they are shown by name too. So are the characters that
+# are nothing but invisible: zero-width space, word joiner and the invisible operators, the
+# byte order mark, the Mongolian vowel separator. A message of them alone would look empty,
+# and they tell apart words that look the same. (The zero-width joiner and non-joiner stay:
+# emoji and several scripts need them; so do the left-to-right and right-to-left marks.)
+_INVISIBLE = frozenset(
+    {
+        0x180E,
+        0x200B,
+        0x2028,
+        0x2029,
+        *range(0x202A, 0x202F),
+        *range(0x2060, 0x2065),
+        *range(0x2066, 0x206A),
+        0xFEFF,
+    }
+)
+# Tag characters (U+E0000 to U+E007F) spell out hidden ASCII; the one place they belong is
+# a flag's tag sequence (black flag, tags, cancel tag: the flag of Scotland), kept whole.
+_TAGS = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f|([\U000e0000-\U000e007f])")
+# Any character safe() changes: controls, DEL, 8-bit controls, the invisibles and the tags.
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u180e\u200b\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f]")
 
 # Tab stops in multi-line text, every 4 columns: a tab-indented snippet keeps its shape
 # (one space per tab would flatten it), and nothing moves a reader's cursor.
@@ -26,6 +45,8 @@ TAB = 4
 def _safe_line(text: str) -> str:
     if not _UNSAFE.search(text):  # the usual case, found in one pass in C
         return text
+    if max(text) >= "\U000e0000":  # a tag character: each one shown, but a flag's sequence
+        text = _TAGS.sub(lambda m: f"<U+{ord(m[1]):04X}>" if m[1] else m[0], text)
     out = []
     for ch in text:
         code = ord(ch)

@@ -63,6 +63,18 @@ def test_safe_shows_control_characters_as_visible_text() -> None:
     assert safe("naïve 日本 👋") == "naïve 日本 👋"
 
 
+def test_safe_names_what_is_only_invisible_and_keeps_what_scripts_and_emoji_need() -> None:
+    assert safe("\u200b") == "<U+200B>"  # a message of it alone no longer looks empty
+    assert safe("ad\u2060a\ufeff\u180e") == "ad<U+2060>a<U+FEFF><U+180E>"
+    assert safe("hid\U000e0041\U000e0042den") == "hid<U+E0041><U+E0042>den"  # tags spell hidden ASCII
+    scotland = "\U0001f3f4\U000e0067\U000e0062\U000e0073\U000e0063\U000e0074\U000e007f"
+    assert safe(f"go {scotland}!") == f"go {scotland}!"  # a flag's tag sequence is kept whole
+    family = "\U0001f468\u200d\U0001f469\u200d\U0001f467"  # joined by zero-width joiners
+    assert safe(f"{family} \u0645\u06cc\u200c\u0634\u0648\u062f \u05e9\u05dc\u05d5\u05dd\u200f.") == (
+        f"{family} \u0645\u06cc\u200c\u0634\u0648\u062f \u05e9\u05dc\u05d5\u05dd\u200f."
+    )
+
+
 def test_no_escape_reaches_the_terminal_from_any_field() -> None:
     nasty = "\x1b]0;pwned\x07\x1b[2J\r"
     for kind in ("message", "action", "private", "join", "leave", "nick", "error", "system", "bot"):

@@ -417,7 +417,11 @@ HOSTILE = [
     "<script>alert('hi')</script>",
     "right\u202eto-left",
     "bell\x07\x08\x7f",
+    "\u200b",  # nothing visible at all
+    "hidden\U000e0069\U000e0067\U000e006e\U000e006f\U000e0072\U000e0065 words",
 ]
+# Characters that must reach no view as themselves: they move text, or hide in it.
+UNSEEN = "\u202e\u200b\U000e0069"
 
 
 def test_escapes_and_markup_in_messages_are_neutralised_for_every_view(engine, raw_peer) -> None:
@@ -435,9 +439,10 @@ def test_escapes_and_markup_in_messages_are_neutralised_for_every_view(engine, r
             for view in (plain(event), terminal(event), terminal(event, color=True)):
                 payload = view.split("mal", 1)[1]  # what mal controls: after their nick
                 assert not any(ord(c) < 0x20 and c != "\x1b" or 0x7F <= ord(c) < 0xA0 for c in payload)
-                assert "\x1b[2J" not in payload and "\x1b]" not in payload and "\u202e" not in payload
+                assert "\x1b[2J" not in payload and "\x1b]" not in payload
+                assert not any(c in payload for c in UNSEEN)
             shown = html_line(event)
-            assert "<img" not in shown and "<script" not in shown and "\u202e" not in shown
+            assert "<img" not in shown and "<script" not in shown and not any(c in shown for c in UNSEEN)
         assert "^[[2J" in received[0].text and "^@" in received[2].text  # visible, inert
         assert "&lt;img src=x" in html_line(received[4])
         lines = []
@@ -445,7 +450,7 @@ def test_escapes_and_markup_in_messages_are_neutralised_for_every_view(engine, r
             lines.append(person.line())
         for line in lines:  # a person on netcat receives nothing that could move their cursor
             assert not any(b < 0x20 or b == 0x7F for b in line), line
-            assert "\u202e" not in line.decode() and "\x9b" not in line.decode()
+            assert not any(c in line.decode() for c in UNSEEN + "\x9b")
 
 
 def test_an_overlong_line_gets_a_reason_in_its_place_and_the_sender_carries_on(
