@@ -121,6 +121,82 @@ _PROTOTYPES: dict[str, str] = {
     "\u0581": "g",  # ց
     "\u0566": "q",  # զ
     "\u0585": "o",  # օ
+    # Cherokee: capital letters shaped like Latin capitals (small Cherokee letters fold to
+    # these, so one entry serves both; Ꮁ is here because its small form is an r).
+    "\u13a0": "d",  # Ꭰ
+    "\u13a1": "r",  # Ꭱ
+    "\u13a2": "t",  # Ꭲ
+    "\u13a5": "l",  # Ꭵ
+    "\u13a9": "y",  # Ꭹ
+    "\u13aa": "a",  # Ꭺ
+    "\u13ab": "j",  # Ꭻ
+    "\u13ac": "e",  # Ꭼ
+    "\u13b1": "r",  # Ꮁ
+    "\u13b3": "w",  # Ꮃ
+    "\u13b7": "m",  # Ꮇ
+    "\u13bb": "h",  # Ꮋ
+    "\u13bd": "y",  # Ꮍ
+    "\u13c0": "g",  # Ꮐ
+    "\u13c2": "h",  # Ꮒ
+    "\u13c3": "z",  # Ꮓ
+    "\u13ce": "4",  # Ꮞ
+    "\u13cf": "b",  # Ꮟ
+    "\u13d2": "r",  # Ꮢ
+    "\u13d4": "w",  # Ꮤ
+    "\u13d5": "s",  # Ꮥ
+    "\u13d9": "v",  # Ꮩ
+    "\u13da": "s",  # Ꮪ
+    "\u13de": "l",  # Ꮮ
+    "\u13df": "c",  # Ꮯ
+    "\u13e2": "p",  # Ꮲ
+    "\u13e6": "k",  # Ꮶ
+    "\u13e7": "d",  # Ꮷ
+    "\u13ee": "6",  # Ꮾ
+    "\u13f3": "g",  # Ᏻ
+    "\u13f4": "b",  # Ᏼ
+    # Lisu: capitals drawn from the Latin alphabet, some of them turned.
+    "\ua4d0": "b",  # ꓐ
+    "\ua4d1": "p",  # ꓑ
+    "\ua4d2": "d",  # ꓒ
+    "\ua4d3": "d",  # ꓓ
+    "\ua4d4": "t",  # ꓔ
+    "\ua4d6": "g",  # ꓖ
+    "\ua4d7": "k",  # ꓗ
+    "\ua4d9": "j",  # ꓙ
+    "\ua4da": "c",  # ꓚ
+    "\ua4dc": "z",  # ꓜ
+    "\ua4dd": "f",  # ꓝ
+    "\ua4df": "m",  # ꓟ
+    "\ua4e0": "n",  # ꓠ
+    "\ua4e1": "l",  # ꓡ
+    "\ua4e2": "s",  # ꓢ
+    "\ua4e3": "r",  # ꓣ
+    "\ua4e6": "v",  # ꓦ
+    "\ua4e7": "h",  # ꓧ
+    "\ua4ea": "w",  # ꓪ
+    "\ua4eb": "x",  # ꓫ
+    "\ua4ec": "y",  # ꓬ
+    "\ua4ee": "a",  # ꓮ
+    "\ua4f0": "e",  # ꓰ
+    "\ua4f2": "l",  # ꓲ
+    "\ua4f3": "o",  # ꓳ
+    "\ua4f4": "u",  # ꓴ
+    # Canadian syllabics shaped like Latin letters.
+    "\u142f": "v",  # ᐯ
+    "\u144c": "u",  # ᑌ
+    "\u146d": "p",  # ᑭ
+    "\u146f": "d",  # ᑯ
+    "\u148d": "j",  # ᒍ
+    "\u14aa": "l",  # ᒪ
+    "\u157c": "h",  # ᕼ
+    "\u1587": "r",  # ᖇ
+    "\u15af": "b",  # ᖯ
+    "\u15b4": "f",  # ᖴ
+    "\u15c5": "a",  # ᗅ
+    "\u15de": "d",  # ᗞ
+    "\u15ea": "d",  # ᗪ
+    "\u15f0": "m",  # ᗰ
+    "\u15f7": "b",  # ᗷ
 }
 
 

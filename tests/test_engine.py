@@ -114,7 +114,7 @@ def test_a_stuck_reader_that_says_bye_still_leaves_within_the_linger(make_server
     sloth.close()
 
 
-@pytest.mark.parametrize("impostor", ["аda", "ａｄａ", "𝐚𝐝𝐚", "ADA", "ada\u200d"])
+@pytest.mark.parametrize("impostor", ["аda", "ａｄａ", "𝐚𝐝𝐚", "ADA", "ada\u200d", "ᎪᎠᎪ", "ꓮꓓꓮ"])
 def test_look_alike_nicks_are_refused(server, connect, raw, impostor: str) -> None:
     connect("ada")
     peer = raw()

@@ -31,6 +31,11 @@ def test_look_alikes_of_one_nick_share_its_skeleton() -> None:
         ("Zoë", "Zoe\u0308"),  # composed or not
         ("hoël", "hоёl"),  # Cyrillic ё carries its diaeresis onto e
         ("ada", "ADA"),
+        ("ada", "\u13aa\u13a0\u13aa"),  # Cherokee capitals
+        ("ada", "\uab7a\uab70\uab7a"),  # Cherokee small letters, which fold to the capitals
+        ("teacher", "\u13a2\u13ac\u13aa\u13df\u13bb\u13ac\u13a1"),  # Cherokee, every letter
+        ("ada", "\ua4ee\ua4d3\ua4ee"),  # Lisu
+        ("bob", "\u15f7o\u15f7"),  # Canadian syllabics
     ],
 )
 def test_confusable_pairs(one: str, other: str) -> None:
