@@ -202,6 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="most members in the room at once (default: 100)",
     )
     serve.add_argument(
+        "--max-per-host",
+        type=_count(1),
+        metavar="N",
+        help="most members from one address at once (default: no such bound; a JupyterHub's "
+        "kernels all come from one address)",
+    )
+    serve.add_argument(
         "--backplane",
         metavar="URL",
         help="share the room with every server given this Redis URL and the same --room",

@@ -61,7 +61,7 @@ LAST_RETRY = 10.0
 # Refusals worth trying again while reconnecting: our old session may still hold the nick or a
 # slot until the server notices it is dead, a server that is closing may be replaced, and a
 # room shared across servers may be waiting for its backplane ("unavailable").
-RETRY_CODES = frozenset({"nick-taken", "server-full", "closing", "unavailable"})
+RETRY_CODES = frozenset({"nick-taken", "server-full", "host-full", "closing", "unavailable"})
 
 # Codes the server sends as it ends a connection on purpose: going back would be refused
 # again, or repeat what got us cut off; "closing" is a room closed for good (not restarting).

@@ -140,6 +140,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         bot=not args.no_bot,
         history=args.history,
         max_clients=args.max_clients,
+        max_per_host=args.max_per_host,
         ssl_context=context,
         log=transcript,
         log_private=args.log_private,

@@ -192,6 +192,15 @@ def test_the_token_guards_the_room_and_is_never_printed(serve):
         assert secret not in text
 
 
+def test_serve_max_per_host_refuses_the_member_one_address_has_too_many_of(serve):
+    server = serve("--max-per-host", "1")
+    with ChatClient(*server.address, nick="ada"):
+        crowded = run("join", server.where, "--nick", "bob")
+        assert crowded.returncode == 3
+        assert "(at most 1 from one address)" in one_clear_line(crowded)
+    assert server.stop()[0] == 0
+
+
 # -- labchat join with piped input ----------------------------------------------------------------
 
 
@@ -340,6 +349,7 @@ def test_not_a_labchat_server():
         (["serve", "--tls-cert", "c.pem"], "TLS needs both --tls-cert CERT and --tls-key KEY"),
         (["serve", "--log-private"], "--log-private needs --log FILE"),
         (["serve", "--max-clients", "0"], "must be at least 1"),
+        (["serve", "--max-per-host", "0"], "must be at least 1"),
     ],
 )
 def test_usage_mistakes_are_status_2(args, message):

@@ -123,6 +123,29 @@ def test_look_alike_nicks_are_refused(server, connect, raw, impostor: str) -> No
     assert server.users() == ["ada"]
 
 
+def test_max_per_host_bounds_the_members_from_one_address_and_frees_a_seat_on_leaving(
+    make_server, connect, raw
+) -> None:
+    room = make_server(bot=False, max_per_host=2)
+    connect("ada", server=room)
+    bob = connect("bob", server=room)
+    third = raw(room).hello("cy")
+    assert (third["type"], third["code"]) == ("error", "host-full")
+    assert third["text"].startswith(
+        "2 from your address are in the room already (at most 2 from one address)"
+    )
+    assert room.users() == ["ada", "bob"]
+    bob.close()
+    assert wait_until(lambda: room.users() == ["ada"] and len(room.connections()) == 1)  # bob's socket closed
+    assert raw(room).hello("cy")["type"] == "welcome"
+
+
+def test_max_per_host_is_off_by_default_and_must_be_at_least_one(make_server) -> None:
+    assert make_server(bot=False).max_per_host is None
+    with pytest.raises(ValueError, match="max_per_host must be at least 1"):
+        make_server(bot=False, max_per_host=0)
+
+
 def test_connections_reports_each_connection_s_figures(server, connect, raw) -> None:
     ada = connect("ada")
     ada.send("hello")

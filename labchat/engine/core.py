@@ -38,7 +38,7 @@ from .bus import Bus
 from .fanout import Hub
 from .faults import Faults
 from .record import Transcript
-from .session import Session, where
+from .session import Refusal, Session, where
 
 if TYPE_CHECKING:
     from ..backplane import Backplane
@@ -69,6 +69,8 @@ class ChatServerCore:
     - ``history``: how many recent messages a newcomer is shown.
     - ``replay``: how many recent events are kept for a client that reconnects.
     - ``max_clients``: members of the room at once; a connection past it is refused.
+    - ``max_per_host``: members from one address at once (None: no such bound, the default,
+      since a JupyterHub's kernels, or one machine's demo, all come from one address).
     - ``max_pending``: connections that have not joined yet, across all addresses.
     - ``rate``/``burst``: each client may send ``burst`` lines at once and ``rate``
       a second after that; faster senders are paced (read more slowly), never
@@ -100,6 +102,7 @@ class ChatServerCore:
         history: int = 20,
         replay: int = 500,
         max_clients: int = 100,
+        max_per_host: int | None = None,
         max_pending: int = limits.MAX_PENDING,
         max_line: int = MAX_LINE,
         rate: float | None = 5.0,
@@ -125,6 +128,11 @@ class ChatServerCore:
         self.op_token = op_token or secrets.token_urlsafe(12)
         self.faults = Faults.of(faults)
         self.max_clients = max_clients
+        if max_per_host is not None and max_per_host < 1:
+            raise ValueError("max_per_host must be at least 1 (or None for no bound)")
+        self.max_per_host = max_per_host
+        self._seated: dict[Session, str] = {}  # members counted against max_per_host: host
+        self._per_host: dict[str, int] = {}
         self.max_line = max_line
         self.max_nick = MAX_NICK
         self.rate = rate
@@ -328,13 +336,45 @@ class ChatServerCore:
         self.pending.remove(session, session.host)
         with self._sessions_lock:
             self._sessions.discard(session)
+            self._unseat(session)
 
     def forget_pending(self, session: Session) -> None:
         self.pending.remove(session, session.host)
 
     def join(self, session: Session, hello) -> None:
-        self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
+        self._seat(session)
+        try:
+            self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
+        except BaseException:
+            with self._sessions_lock:
+                self._unseat(session)
+            raise
         self.joined(session)
+
+    def _seat(self, session: Session) -> None:
+        """Count a newcomer against ``max_per_host``; Refusal('host-full') past it."""
+        if self.max_per_host is None:
+            return
+        with self._sessions_lock:
+            here = self._per_host.get(session.host, 0)
+            if here >= self.max_per_host:
+                raise Refusal(
+                    "host-full",
+                    f"{here} from your address are in the room already (at most {self.max_per_host}"
+                    " from one address); ask the person running the room",
+                )
+            self._per_host[session.host] = here + 1
+            self._seated[session] = session.host
+
+    def _unseat(self, session: Session) -> None:
+        """Give back a seat counted against ``max_per_host`` (the sessions lock is held)."""
+        host = self._seated.pop(session, None)
+        if host is not None:
+            left = self._per_host[host] - 1
+            if left:
+                self._per_host[host] = left
+            else:
+                del self._per_host[host]
 
     def joined(self, session: Session) -> None:
         """An engine's hook: the session is in the room."""
