@@ -182,3 +182,23 @@ def test_a_delaying_server_holds_deliveries_back_in_order(make_server, connect) 
     for n in range(5):
         ada.send(f"{n}")
     assert [said(bob, "message", sender="ada").text for _ in range(5)] == ["0", "1", "2", "3", "4"]
+
+
+@pytest.mark.parametrize("how", ["bye", "half-close"])
+def test_a_delaying_server_lets_a_leaving_client_have_what_it_still_holds(make_server, raw, how) -> None:
+    """The goodbye, and the echo of the last lines, are held back like everything else: the
+    connection closes after they go out, not before."""
+    slow = make_server(bot=False, faults={"delay": 0.3})
+    peer = raw(slow)
+    assert peer.hello("robot")["type"] == "welcome"
+    last = b'{"type":"say","text":"hi"}\n'
+    if how == "bye":
+        peer.send(last + b'{"type":"say","text":"bye"}\n')
+    else:
+        peer.send(last)
+        peer.sock.shutdown(socket.SHUT_WR)
+    events = [json.loads(line) for line in peer.closed().splitlines()]
+    said_back = [(e["type"], e.get("text")) for e in events if e["type"] in ("message", "system")]
+    assert ("message", "hi") in said_back
+    if how == "bye":
+        assert said_back[-1] == ("system", "Goodbye, robot!")

@@ -241,6 +241,11 @@ class Hub:
 
     # -- delivery (the lock is held) ----------------------------------------------------------
 
+    def after_held(self, then: Callable[[], None]) -> bool:
+        """If the delay fault holds deliveries back, call ``then`` once all it holds now are
+        queued, and say True; else False (nothing is held: nothing to wait for)."""
+        return self._delayer is not None and self._delayer.after(then)
+
     def stop_faults(self) -> None:
         if self._delayer is not None:
             self._delayer.stop()

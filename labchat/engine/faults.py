@@ -72,6 +72,7 @@ class Delayer:
         self._clock = clock
         self._release = release
         self._heap: list[tuple[float, int, object]] = []
+        self._releasing = False  # its thread has taken due items and not yet handed them on
         self._order = itertools.count()
         self._wake = threading.Condition()
         self._stopped = False
@@ -86,6 +87,17 @@ class Delayer:
                 self._thread = threading.Thread(target=self._run, name="labchat-delay", daemon=True)
                 self._thread.start()
             self._wake.notify()
+
+    def after(self, then: Callable[[], None]) -> bool:
+        """Call ``then`` (on this thread of ours) once everything held now has been handed on;
+        False, and no call, if nothing is held."""
+        with self._wake:
+            if self._stopped or not (self._heap or self._releasing):
+                return False
+            due = max((when for when, _, _ in self._heap), default=self._clock())
+            heapq.heappush(self._heap, (due, next(self._order), _After(then)))
+            self._wake.notify()
+            return True
 
     def stop(self) -> None:
         with self._wake:
@@ -105,4 +117,26 @@ class Delayer:
                 due = []
                 while self._heap and self._heap[0][0] <= self._clock():
                     due.append(heapq.heappop(self._heap)[2])
-            self._release(due)
+                self._releasing = True
+            try:
+                batch: list = []
+                for item in due:  # in order: what was held before a call is handed on first
+                    if type(item) is _After:
+                        if batch:
+                            self._release(batch)
+                            batch = []
+                        item.then()
+                    else:
+                        batch.append(item)
+                if batch:
+                    self._release(batch)
+            finally:
+                with self._wake:
+                    self._releasing = False
+
+
+@dataclass(frozen=True)
+class _After:
+    """A call waiting in the delayer's queue behind what was held before it."""
+
+    then: Callable[[], None]

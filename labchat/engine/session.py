@@ -102,6 +102,7 @@ class Session:
         "tls_ended",
         "evicted",
         "_drained",
+        "held_back",
         "received_bytes",
         "messages_in",
         "messages_out",
@@ -143,6 +144,7 @@ class Session:
         self.tls_ended = False  # ... and the end of its stream
         self.evicted = False  # gave way to a newer stranger: refused on its own thread's next turn
         self._drained: threading.Event | None = None  # see drained
+        self.held_back = False  # leaving while the delay fault still holds deliveries for it
         self.received_bytes = 0
         self.messages_in = 0
         self.messages_out = 0
@@ -395,17 +397,37 @@ class Session:
             log.log(level, "%s gone before joining%s", self.who, because)
         core.forget_pending(self)
         with self.lock:
-            if self.tls is not None and self.outbox.state is OutboxState.OPEN:
-                self.tls.close()
-                tail = self.tls.outgoing()
-                if tail:
-                    self.outbox.put(tail, core.clock())
-            self.outbox.drain()
             self.linger_until = core.clock() + limits.LINGER
-            if not self.outbox.size and not self.in_round:
+            # A lesson's delay fault may still hold its last events (its goodbye, say): the
+            # outbox takes them when they are released, and it lingers that much longer.
+            self.held_back = core.hub.after_held(self._held_released)
+            if self.held_back:
+                self.linger_until += core.faults.delay
+            else:
+                self._last_bytes()
+            if not self.outbox.size and not self.in_round and not self.held_back:
                 self.drained.set()
         core.engine_flush(self)
         core.engine_wake(self)
+
+    def _last_bytes(self) -> None:
+        """The outbox takes nothing more but the end of TLS (lock held): what it holds may leave."""
+        if self.tls is not None and self.outbox.state is OutboxState.OPEN:
+            self.tls.close()
+            tail = self.tls.outgoing()
+            if tail:
+                self.outbox.put(tail, self.core.clock())
+        self.outbox.drain()
+
+    def _held_released(self) -> None:
+        """What the delay fault held when this session started leaving is in its outbox now."""
+        with self.lock:
+            self.held_back = False
+            self._last_bytes()
+            if not self.outbox.size and not self.in_round:
+                self.drained.set()
+        self.core.engine_flush(self)
+        self.core.engine_wake(self)
 
     def evict(self) -> None:
         """Make room for a newer stranger (any thread): its own thread refuses it with ``busy``."""
@@ -481,7 +503,7 @@ class Session:
             data = outbox.peek()
             if not data:
                 self.backlogged = False
-                if self.leaving and not self.in_round:
+                if self.leaving and not self.in_round and not self.held_back:
                     self.drained.set()
                 return True
             self._sending = True
@@ -505,7 +527,7 @@ class Session:
                 if not data:
                     self.backlogged = False
                     self._sending = False
-                    if self.leaving and not self.in_round:
+                    if self.leaving and not self.in_round and not self.held_back:
                         self.drained.set()
                     return True
 
@@ -532,7 +554,7 @@ class Session:
     def drained_if_empty(self) -> None:
         """A leaving reader's round went out: it is drained unless another thread queued more."""
         with self.lock:
-            if not self.outbox.size and not self.in_round:
+            if not self.outbox.size and not self.in_round and not self.held_back:
                 self.drained.set()
 
     def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:
@@ -552,7 +574,7 @@ class Session:
             self.backlogged = bool(self.outbox.size)
             self._sending = False
             if not self.backlogged:
-                if self.leaving:
+                if self.leaving and not self.held_back:
                     self.drained.set()
                 return True
             return False
