@@ -22,7 +22,7 @@ from typing import TextIO
 
 from . import __version__, tls, tutorials
 from .console import WireTap, use_color
-from .doctor import doctor
+from .doctor import doctor, own_addresses
 from .joining import (
     OP_TOKEN_ENV,
     TOKEN_ENV,
@@ -262,7 +262,11 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=formatter,
     )
     cert.add_argument(
-        "--hosts", nargs="+", metavar="NAME", help="names and addresses the server is reached by"
+        "--hosts",
+        nargs="+",
+        metavar="NAME",
+        help="names and addresses the server is reached by, besides this machine's own "
+        "(localhost, 127.0.0.1, its name and network addresses, which it always covers)",
     )
     cert.add_argument(
         "--out-cert",
@@ -411,7 +415,10 @@ def cmd_doctor(args: argparse.Namespace) -> int:
 
 def cmd_cert(args: argparse.Namespace) -> int:
     """``labchat cert``: write a self-signed certificate and key, and say how to use them."""
-    hosts = args.hosts or list(dict.fromkeys(["localhost", "127.0.0.1", socket.gethostname()]))
+    # The names asked for first (the first one names the certificate), then this machine's own:
+    # whichever address `labchat serve` prints in its join line, the certificate covers it.
+    own = [*tls.class_hosts(), *own_addresses()]
+    hosts = list(dict.fromkeys([*(args.hosts or []), *own]))
     if not args.force:
         for path in (args.out_cert, args.out_key):
             if Path(path).exists():

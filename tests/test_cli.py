@@ -397,6 +397,18 @@ def test_tls_end_to_end_with_a_class_certificate(serve, tmp_path):
     assert server.stop()[0] == 0
 
 
+def test_the_join_line_a_tls_room_prints_works_with_a_certificate_for_another_name(serve, tmp_path):
+    made = run("cert", "--hosts", "classroom.example", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert "for classroom.example, localhost, 127.0.0.1" in made.stdout  # the machine's own, always
+    server = serve("--tls-cert", "labchat-cert.pem", "--tls-key", "labchat-key.pem", "--no-bot", cwd=tmp_path)
+    words = server.join_command.split()[1:]  # as printed: labchat join HOST:PORT --nick NAME --tls ...
+    joined = run(*[("ada" if word == "NAME" else word) for word in words], input="bye\n", cwd=tmp_path)
+    assert joined.returncode == 0, joined.stderr
+    assert "Goodbye, ada!" in joined.stdout
+    assert server.stop()[0] == 0
+
+
 def test_replay_prints_the_transcript_serve_wrote(serve, tmp_path):
     server = serve("--log", "room.jsonl", "--no-bot", cwd=tmp_path)
     with ChatClient("127.0.0.1", server.port, nick="bob") as bob:
