@@ -342,7 +342,7 @@ class _Checkup:
     def untrusted(self, exc: ssl.SSLCertVerificationError) -> _Stop:
         reason = exc.verify_message or exc.reason or str(exc)
         compare = "compare labchat.tls.fingerprint(FILE) with the host's"
-        if exc.verify_code == 62:  # X509_V_ERR_HOSTNAME_MISMATCH
+        if exc.verify_code in (62, 64):  # X509_V_ERR_HOSTNAME_MISMATCH, X509_V_ERR_IP_ADDRESS_MISMATCH
             return self.fail(
                 "tls",
                 f"the server's certificate is not made for {self.host}",

@@ -300,6 +300,18 @@ def test_a_tls_room_without_the_certificate(capsys, tls_room, tmp_path):
     assert f"{other_cert} is not the room's certificate" in problem_line(out)
 
 
+def test_the_room_s_certificate_for_another_name_is_said_to_be_for_another_name(
+    capsys, make_server, tmp_path
+):
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    tls.make_certificate(cert, key, ["classroom.example"])
+    room = make_server(ssl_context=tls.server_context(cert, key))
+    status, out = run(capsys, where(room), "--cafile", str(cert))
+    assert status == 1
+    assert "the server's certificate is not made for 127.0.0.1" in problem_line(out)
+    assert "labchat cert --hosts 127.0.0.1" in out
+
+
 def test_a_certificate_file_that_is_not_one(capsys, tls_room, tmp_path):
     bogus = tmp_path / "notes.txt"
     bogus.write_text("not a certificate\n")
