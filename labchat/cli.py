@@ -65,6 +65,14 @@ def _port(text: str) -> int:
     return value
 
 
+def _remote_port(text: str) -> int:
+    """A port to join: 0 means "any free one" only to a server, so it is no port to reach."""
+    value = _port(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("0 is not a port to join: a port is a number from 1 to 65535")
+    return value
+
+
 SERVE_EXAMPLES = """\
 examples:
   labchat serve                           a room on 127.0.0.1:5050; you chat as 'host'
@@ -229,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     join.add_argument("address", nargs="?", default="127.0.0.1", metavar="HOST[:PORT]")
     join.add_argument(
-        "port", nargs="?", type=_port, metavar="PORT", help="the port, if not given after a colon"
+        "port", nargs="?", type=_remote_port, metavar="PORT", help="the port, if not given after a colon"
     )
     join.add_argument(
         "--nick", required=True, help="your name in the room: letters, digits, _ - . (up to 20)"
@@ -338,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_join(args: argparse.Namespace) -> int:
     """``labchat join``: chat in a room from this terminal (or in plain lines from a pipe)."""
     try:
-        host, port = parse_address(args.address, args.port or DEFAULT_PORT)
+        host, port = parse_address(args.address, DEFAULT_PORT if args.port is None else args.port)
     except ValueError as exc:
         raise Failure(str(exc), 2) from None
     if args.port is not None and ":" in args.address.lstrip("[").split("]")[-1]:

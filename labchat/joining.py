@@ -61,6 +61,11 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
         port = rest[1:]
     elif text.count(":") == 1:
         host, port = text.split(":")
+    elif ":" in text:  # more than one colon and no brackets: an IPv6 address, or a slip
+        try:
+            ipaddress.ip_address(text.split("%")[0])
+        except ValueError:
+            raise ValueError(f"cannot read the address {text!r}; write HOST:PORT, or [IPV6]:PORT") from None
     host = host or "127.0.0.1"
     if not port:
         return host, default_port

@@ -104,7 +104,9 @@ def test_addresses(text, expected):
     assert parse_address(text) == expected
 
 
-@pytest.mark.parametrize("text", ["host:0", "host:99999", "host:http", "[::1", "[::1]6000"])
+@pytest.mark.parametrize(
+    "text", ["host:0", "host:99999", "host:http", "[::1", "[::1]6000", "127.0.0.1:5050:1", "localhost::5050"]
+)
 def test_bad_addresses_are_refused_with_a_reason(text):
     with pytest.raises(ValueError, match="port|address"):
         parse_address(text)
@@ -350,6 +352,8 @@ def test_not_a_labchat_server():
         (["serve", "--log-private"], "--log-private needs --log FILE"),
         (["serve", "--max-clients", "0"], "must be at least 1"),
         (["serve", "--max-per-host", "0"], "must be at least 1"),
+        (["join", "127.0.0.1", "0", "--nick", "ada"], "0 is not a port to join"),
+        (["join", "127.0.0.1:5050:1", "--nick", "ada"], "cannot read the address '127.0.0.1:5050:1'"),
     ],
 )
 def test_usage_mistakes_are_status_2(args, message):
