@@ -85,8 +85,8 @@ examples:
                                           one room across servers (docs/backplane.md)
 
 The first line says where the room listens and the command others run to join.
-When stdin is a terminal you chat too; otherwise the server only serves and logs
-to stderr. Type bye (or press Ctrl-C) to close the room: everyone is told.
+When stdin and stdout are a terminal you chat too; otherwise the server only
+serves and logs to stderr. Type bye (or press Ctrl-C) to close the room: everyone is told.
 """
 
 JOIN_EXAMPLES = """\
@@ -240,7 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
         "port", nargs="?", type=_remote_port, metavar="PORT", help="the port, if not given after a colon"
     )
     join.add_argument(
-        "--nick", required=True, help="your name in the room: letters, digits, _ - . (up to 20)"
+        "--nick",
+        required=True,
+        help="your name in the room: a letter, then letters, digits, _ - . (up to 20)",
     )
     _reaching_a_room(join)
     join.add_argument(
