@@ -131,8 +131,8 @@ class ChatServerCore:
         if max_per_host is not None and max_per_host < 1:
             raise ValueError("max_per_host must be at least 1 (or None for no bound)")
         self.max_per_host = max_per_host
-        self._seated: dict[Session, str] = {}  # members counted against max_per_host: host
-        self._per_host: dict[str, int] = {}
+        self._seated: set[Session] = set()  # members counted against max_per_host
+        self._per_host: dict[str, int] = {}  # how many of them from each host
         self.max_line = max_line
         self.max_nick = MAX_NICK
         self.rate = rate
@@ -364,17 +364,17 @@ class ChatServerCore:
                     " from one address); ask the person running the room",
                 )
             self._per_host[session.host] = here + 1
-            self._seated[session] = session.host
+            self._seated.add(session)
 
     def _unseat(self, session: Session) -> None:
         """Give back a seat counted against ``max_per_host`` (the sessions lock is held)."""
-        host = self._seated.pop(session, None)
-        if host is not None:
-            left = self._per_host[host] - 1
+        if session in self._seated:
+            self._seated.discard(session)
+            left = self._per_host[session.host] - 1
             if left:
-                self._per_host[host] = left
+                self._per_host[session.host] = left
             else:
-                del self._per_host[host]
+                del self._per_host[session.host]
 
     def joined(self, session: Session) -> None:
         """An engine's hook: the session is in the room."""

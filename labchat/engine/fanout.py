@@ -239,12 +239,12 @@ class Hub:
                     self._behind.discard(session)
             return bool(self._behind)
 
-    # -- delivery (the lock is held) ----------------------------------------------------------
-
     def after_held(self, then: Callable[[], None]) -> bool:
         """If the delay fault holds deliveries back, call ``then`` once all it holds now are
         queued, and say True; else False (nothing is held: nothing to wait for)."""
         return self._delayer is not None and self._delayer.after(then)
+
+    # -- delivery (the lock is held) ----------------------------------------------------------
 
     def stop_faults(self) -> None:
         if self._delayer is not None:
