@@ -379,7 +379,7 @@ class Room:
     def _catch_up(self, since: int) -> list[Event]:
         """What a client that last saw ``since`` missed: a gap notice if need be, then the events."""
         start = bisect_right(self._replay, since, key=lambda e: e.seq)
-        held = [self._replay[i] for i in range(start, len(self._replay))]
+        held = list(islice(self._replay, start, None))
         held, left = fit_replay(held, self._replay_bytes)
         missed, exact = self._missed(since)
         if not (missed or left):

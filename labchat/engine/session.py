@@ -405,10 +405,15 @@ class Session:
                 self.linger_until += core.faults.delay
             else:
                 self._last_bytes()
-            if not self.outbox.size and not self.in_round and not self.held_back:
-                self.drained.set()
+            self._drained_if_done()
         core.engine_flush(self)
         core.engine_wake(self)
+
+    def _drained_if_done(self) -> None:
+        """A leaving session is drained once nothing waits for it (lock held): not in its outbox,
+        not in a round on its way, not in the delay fault's hold."""
+        if not self.outbox.size and not self.in_round and not self.held_back:
+            self.drained.set()
 
     def _last_bytes(self) -> None:
         """The outbox takes nothing more but the end of TLS (lock held): what it holds may leave."""
@@ -424,8 +429,7 @@ class Session:
         with self.lock:
             self.held_back = False
             self._last_bytes()
-            if not self.outbox.size and not self.in_round:
-                self.drained.set()
+            self._drained_if_done()
         self.core.engine_flush(self)
         self.core.engine_wake(self)
 
@@ -503,8 +507,8 @@ class Session:
             data = outbox.peek()
             if not data:
                 self.backlogged = False
-                if self.leaving and not self.in_round and not self.held_back:
-                    self.drained.set()
+                if self.leaving:
+                    self._drained_if_done()
                 return True
             self._sending = True
         if self.core.faults.chop:
@@ -527,8 +531,8 @@ class Session:
                 if not data:
                     self.backlogged = False
                     self._sending = False
-                    if self.leaving and not self.in_round and not self.held_back:
-                        self.drained.set()
+                    if self.leaving:
+                        self._drained_if_done()
                     return True
 
     def straight_rest(self, count: int, data: bytes, now: float, gen: int) -> bool:
@@ -554,8 +558,7 @@ class Session:
     def drained_if_empty(self) -> None:
         """A leaving reader's round went out: it is drained unless another thread queued more."""
         with self.lock:
-            if not self.outbox.size and not self.in_round and not self.held_back:
-                self.drained.set()
+            self._drained_if_done()
 
     def _write_chopped(self, send: Callable[[bytes], int], data: bytes) -> bool | None:
         """``write`` for a lesson on framing: one small piece, then a rest (``CHOP_GAP``)."""
@@ -574,8 +577,8 @@ class Session:
             self.backlogged = bool(self.outbox.size)
             self._sending = False
             if not self.backlogged:
-                if self.leaving and not self.held_back:
-                    self.drained.set()
+                if self.leaving:
+                    self._drained_if_done()
                 return True
             return False
 
