@@ -34,8 +34,9 @@ _INVISIBLE = frozenset(
 # Tag characters (U+E0000 to U+E007F) spell out hidden ASCII; the one place they belong is
 # a flag's tag sequence (black flag, tags, cancel tag: the flag of Scotland), kept whole.
 _TAGS = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f|([\U000e0000-\U000e007f])")
-# Any character safe() changes: controls, DEL, 8-bit controls, the invisibles and the tags.
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f\u180e\u200b\u2028-\u202e\u2060-\u2069\ufeff\U000e0000-\U000e007f]")
+# Any character safe() changes: controls, DEL, 8-bit controls, the invisibles and the tags
+# (made from the set above, so the two never disagree).
+_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(map(chr, _INVISIBLE))) + "\U000e0000-\U000e007f]")
 
 # Tab stops in multi-line text, every 4 columns: a tab-indented snippet keeps its shape
 # (one space per tab would flatten it), and nothing moves a reader's cursor.
