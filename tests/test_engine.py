@@ -140,6 +140,23 @@ def test_max_per_host_bounds_the_members_from_one_address_and_frees_a_seat_on_le
     assert raw(room).hello("cy")["type"] == "welcome"
 
 
+def test_a_leaving_member_s_seat_is_free_at_once_though_its_socket_lingers(make_server, raw) -> None:
+    """The delay fault holds the goodbye (and so the socket) back for a minute; the address's
+    seat is given back as the member leaves the room, not when its socket closes."""
+    room = make_server(bot=False, max_per_host=1, faults={"delay": 60.0})
+    ada = raw(room)
+    ada.line()  # the banner; her welcome is held back with everything the room says
+    ada.send(b'{"type":"hello","nick":"ada","version":1}\n')
+    assert wait_until(lambda: room.users() == ["ada"])
+    ada.send(b'{"type":"say","text":"bye"}\n')
+    assert wait_until(lambda: room.users() == [])
+    assert len(room.connections()) == 1  # ada's socket is still open, her goodbye held
+    bob = raw(room)
+    bob.line()
+    bob.send(b'{"type":"hello","nick":"bob","version":1}\n')  # a refusal would come at once
+    assert wait_until(lambda: room.users() == ["bob"])
+
+
 def test_max_per_host_is_off_by_default_and_must_be_at_least_one(make_server) -> None:
     assert make_server(bot=False).max_per_host is None
     with pytest.raises(ValueError, match="max_per_host must be at least 1"):

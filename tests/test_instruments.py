@@ -12,7 +12,7 @@ import json
 import socket
 
 import pytest
-from conftest import WAIT
+from conftest import WAIT, wait_until
 
 from labchat import ChatClient, ConnectionClosed
 from labchat.server import Faults
@@ -202,3 +202,16 @@ def test_a_delaying_server_lets_a_leaving_client_have_what_it_still_holds(make_s
     assert ("message", "hi") in said_back
     if how == "bye":
         assert said_back[-1] == ("system", "Goodbye, robot!")
+
+
+def test_a_delaying_server_hangs_up_on_a_refused_stranger_at_once(make_server, raw) -> None:
+    """The delay fault holds the room's events for a minute; a refusal is not one of them, and
+    the refused connection is closed without waiting for what the room's members are owed."""
+    slow = make_server(bot=False, faults={"delay": 60.0})
+    ada = raw(slow)
+    ada.line()  # the banner; her welcome is held back with everything the room says
+    ada.send(b'{"type":"hello","nick":"ada","version":1}\n')  # the delay now holds something
+    assert wait_until(lambda: slow.users() == ["ada"])
+    impostor = raw(slow)
+    assert impostor.hello("ada")["code"] == "nick-taken"
+    assert impostor.closed() == b""  # hung up on, well before the delay is over

@@ -38,7 +38,7 @@ from .bus import Bus
 from .fanout import Hub
 from .faults import Faults
 from .record import Transcript
-from .session import Refusal, Session, where
+from .session import Session, where
 
 if TYPE_CHECKING:
     from ..backplane import Backplane
@@ -131,8 +131,6 @@ class ChatServerCore:
         if max_per_host is not None and max_per_host < 1:
             raise ValueError("max_per_host must be at least 1 (or None for no bound)")
         self.max_per_host = max_per_host
-        self._seated: set[Session] = set()  # members counted against max_per_host
-        self._per_host: dict[str, int] = {}  # how many of them from each host
         self.max_line = max_line
         self.max_nick = MAX_NICK
         self.rate = rate
@@ -225,6 +223,7 @@ class ChatServerCore:
         self.hub = Hub(
             self.room,
             max_clients=self.max_clients,
+            max_per_host=self.max_per_host,
             soft_outbox=min(limits.SOFT_OUTBOX, self.outbox_limit // 4),
             clock=self.clock,
             flush=self.engine_flush_all,
@@ -336,45 +335,13 @@ class ChatServerCore:
         self.pending.remove(session, session.host)
         with self._sessions_lock:
             self._sessions.discard(session)
-            self._unseat(session)
 
     def forget_pending(self, session: Session) -> None:
         self.pending.remove(session, session.host)
 
     def join(self, session: Session, hello) -> None:
-        self._seat(session)
-        try:
-            self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
-        except BaseException:
-            with self._sessions_lock:
-                self._unseat(session)
-            raise
+        self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
         self.joined(session)
-
-    def _seat(self, session: Session) -> None:
-        """Count a newcomer against ``max_per_host``; Refusal('host-full') past it."""
-        if self.max_per_host is None:
-            return
-        with self._sessions_lock:
-            here = self._per_host.get(session.host, 0)
-            if here >= self.max_per_host:
-                raise Refusal(
-                    "host-full",
-                    f"{here} from your address are in the room already (at most {self.max_per_host}"
-                    " from one address); ask the person running the room",
-                )
-            self._per_host[session.host] = here + 1
-            self._seated.add(session)
-
-    def _unseat(self, session: Session) -> None:
-        """Give back a seat counted against ``max_per_host`` (the sessions lock is held)."""
-        if session in self._seated:
-            self._seated.discard(session)
-            left = self._per_host[session.host] - 1
-            if left:
-                self._per_host[session.host] = left
-            else:
-                del self._per_host[session.host]
 
     def joined(self, session: Session) -> None:
         """An engine's hook: the session is in the room."""

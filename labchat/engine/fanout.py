@@ -41,6 +41,7 @@ class Hub:
         room: Room,
         *,
         max_clients: int,
+        max_per_host: int | None = None,
         soft_outbox: int,
         clock: Callable[[], float],
         flush: Callable[[list[Session]], None],
@@ -50,6 +51,8 @@ class Hub:
     ) -> None:
         self.room = room
         self.max_clients = max_clients
+        self.max_per_host = max_per_host
+        self._per_host: dict[str, int] = {}  # members from each address, kept with max_per_host
         self.soft_outbox = soft_outbox
         self.clock = clock
         self.transcript = transcript
@@ -139,12 +142,21 @@ class Hub:
                 raise Refusal(
                     "server-full", f"the room is full (at most {self.max_clients} at once); try again later"
                 )
+            here = self._per_host.get(session.host, 0)
+            if self.max_per_host is not None and here >= self.max_per_host:
+                raise Refusal(
+                    "host-full",
+                    f"{here} from your address are in the room already (at most {self.max_per_host}"
+                    " from one address); ask the person running the room",
+                )
             try:
                 deliveries = self.room.join(session, hello.nick, since=hello.since, operator=operator)
             except RoomError as exc:
                 raise Refusal(exc.code, str(exc)) from None
             session.nick = self.room.nick_of(session)
             session.joined = True  # from here on it is a member: never evicted as a stranger
+            if self.max_per_host is not None:
+                self._per_host[session.host] = here + 1
             session.straight = session.tls is None and session.mode == "json" and not session.core.faults.chop
             session.core.forget_pending(session)
             self.bus.publish_join(session, hello.since, deliveries)
@@ -212,7 +224,15 @@ class Hub:
                 log.warning("%s", event.text)
 
     def leave(self, session: Session, reason: str) -> None:
+        """A session is ending (called once for each): a member leaves the room, and its seat
+        is free at once, though its socket may linger a while to let its last bytes out."""
         with self.delivering():
+            if session.joined and self.max_per_host is not None:
+                left = self._per_host[session.host] - 1
+                if left:
+                    self._per_host[session.host] = left
+                else:
+                    del self._per_host[session.host]
             self.bus.publish(self.room.leave(session, reason))
 
     def broadcast(self, event: Event, sessions: list[Session]) -> None:

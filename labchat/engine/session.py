@@ -398,9 +398,10 @@ class Session:
         core.forget_pending(self)
         with self.lock:
             self.linger_until = core.clock() + limits.LINGER
-            # A lesson's delay fault may still hold its last events (its goodbye, say): the
-            # outbox takes them when they are released, and it lingers that much longer.
-            self.held_back = core.hub.after_held(self._held_released)
+            # A lesson's delay fault may still hold a member's last events (its goodbye, say):
+            # the outbox takes them when they are released, and it lingers that much longer.
+            # Nothing is held for a stranger (its banner and refusal are sent at once).
+            self.held_back = self.joined and core.hub.after_held(self._held_released)
             if self.held_back:
                 self.linger_until += core.faults.delay
             else:
