@@ -379,15 +379,11 @@ class Room:
     def _catch_up(self, since: int) -> list[Event]:
         """What a client that last saw ``since`` missed: a gap notice if need be, then the events."""
         start = bisect_right(self._replay, since, key=lambda e: e.seq)
-        held = list(islice(self._replay, start, None))
-        held, left = fit_replay(held, self._replay_bytes)
+        held, left = fit_replay(self._replay, self._replay_bytes, start)
         missed, exact = self._missed(since)
         if not (missed or left):
             return [_replayed(e) for e in held]
-        if missed and left:
-            why = "too old or too much to replay"
-        else:
-            why = "too old to replay" if missed else "too much to replay at once"
+        why = gap_reason(bool(missed), bool(left))
         many = missed + left
         many = f"{'' if exact else 'At least '}{many} earlier {'event was' if many == 1 else 'events were'}"
         gap = self._event("system", code="history-gap", text=f"{many} missed while you were away: {why}.")
@@ -625,20 +621,28 @@ def _stamp(now: float) -> float:
 EVENT_OVERHEAD = 160
 
 
-def fit_replay(events: Sequence[Event], budget: int | None) -> tuple[list[Event], int]:
-    """The newest of ``events`` whose lines come to about ``budget`` bytes at most, and how
-    many older ones that leaves out. A client coming back is sent its catch-up all at once,
+def fit_replay(events: Sequence[Event], budget: int | None, start: int = 0) -> tuple[list[Event], int]:
+    """The newest of ``events[start:]`` whose lines come to about ``budget`` bytes at most, and
+    how many older ones that leaves out. A client coming back is sent its catch-up all at once,
     before it can read a byte of it: without a bound, a room of long messages would put more
     in its outbox than the outbox may hold, and cut it off as too slow before its welcome."""
-    if budget is None:
-        return list(events), 0
     first, total = len(events), 0
-    while first:
-        total += len(events[first - 1].text.encode()) + EVENT_OVERHEAD
-        if total > budget:
-            break
-        first -= 1
-    return list(islice(events, first, None)), first
+    if budget is not None:
+        while first > start:
+            total += len(events[first - 1].text.encode()) + EVENT_OVERHEAD
+            if total > budget:
+                break
+            first -= 1
+    else:
+        first = start
+    return list(islice(events, first, None)), first - start
+
+
+def gap_reason(too_old: bool, too_many: bool) -> str:
+    """Why a catch-up's history-gap notice says events are missing (the room's and the mirror's)."""
+    if too_old and too_many:
+        return "too old or too much to replay"
+    return "too old to replay" if too_old else "too much to replay at once"
 
 
 def _replayed(event: Event) -> Event:

@@ -429,6 +429,21 @@ def test_a_catch_up_through_the_log_fits_what_one_client_may_be_sent_at_once():
     assert [(e.seq, e.history) for e in caught[1:]] == [(4, True), (5, True)]
 
 
+def test_a_newcomer_through_the_log_is_shown_the_history_that_fits_at_once():
+    from labchat.backplane.entries import Entry, Item
+    from labchat.backplane.mirror import Mirror
+
+    mirror = Mirror(history=20, replay=500, replay_bytes=2 * (1000 + 160))
+    for seq in range(1, 6):
+        event = Event(kind="message", sender="ada", text=f"{seq}" * 1000, seq=seq)
+        mirror.add(Entry(origin="s1", items=(Item(event, None, keep=True),)))
+    assert [(e.seq, e.history) for e in mirror.backlog(since=None)] == [(4, True), (5, True)]
+    mirror.missed(3)  # and events before 3 were trimmed from the log, never read here
+    assert mirror.backlog(since=1)[0].text == (
+        "Some earlier events were missed while you were away: too old or too much to replay."
+    )
+
+
 # -- safe defaults ---------------------------------------------------------------------------------
 
 

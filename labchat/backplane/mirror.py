@@ -13,12 +13,16 @@ to events that were decided on several servers.
 from __future__ import annotations
 
 import time
+from bisect import bisect_right
 from collections import deque
 from dataclasses import replace
+from operator import attrgetter
 
 from ..protocol import Event
-from ..room import fit_replay
+from ..room import fit_replay, gap_reason
 from .entries import Entry
+
+_seq_of = attrgetter("seq")  # the replay buffer is in the log's order, so sorted by seq
 
 __all__ = ["Mirror"]
 
@@ -55,12 +59,14 @@ class Mirror:
     def backlog(self, since: int | None) -> list[Event]:
         """What a newcomer is shown (``since`` None), or what a client that last saw ``since`` missed."""
         if since is None:
-            return [replace(e, history=True) for e in self._history]
-        held, left = fit_replay([e for e in self._replay if e.seq > since], self._replay_bytes)
+            shown, _ = fit_replay(self._history, self._replay_bytes)
+            return [replace(e, history=True) for e in shown]
+        start = bisect_right(self._replay, since, key=_seq_of)
+        held, left = fit_replay(self._replay, self._replay_bytes, start)
         out = []
-        if since + 1 < self.held_from or left:
-            why = "too old to replay" if since + 1 < self.held_from else "too much to replay at once"
-            text = f"Some earlier events were missed while you were away: {why}."
+        too_old = since + 1 < self.held_from
+        if too_old or left:
+            text = f"Some earlier events were missed while you were away: {gap_reason(too_old, bool(left))}."
             out.append(Event(kind="system", code="history-gap", text=text, time=round(time.time(), 3)))
         out += [replace(e, history=True) for e in held]
         return out
