@@ -21,7 +21,7 @@ from typing import TextIO
 
 from . import __version__, tls, tutorials
 from .console import WireTap, use_color
-from .doctor import doctor, own_addresses
+from .doctor import doctor
 from .joining import (
     OP_TOKEN_ENV,
     TOKEN_ENV,
@@ -426,8 +426,7 @@ def cmd_cert(args: argparse.Namespace) -> int:
     """``labchat cert``: write a self-signed certificate and key, and say how to use them."""
     # The names asked for first (the first one names the certificate), then this machine's own:
     # whichever address `labchat serve` prints in its join line, the certificate covers it.
-    own = [*tls.class_hosts(), *own_addresses()]
-    hosts = list(dict.fromkeys([*(args.hosts or []), *own]))
+    hosts = list(dict.fromkeys([*(args.hosts or []), *tls.class_hosts()]))
     if not args.force:
         for path in (args.out_cert, args.out_key):
             if Path(path).exists():

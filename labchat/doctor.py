@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import errno
 import html
-import ipaddress
 import random
 import socket
 import ssl
@@ -23,17 +22,15 @@ from dataclasses import dataclass
 
 from . import tls
 from .conversation import CLOSED, NEED_DATA, Banner, ClientConversation, Refused
+from .hostaddr import ip_of, own_addresses
 from .joining import TOKEN_ENV, hostport, parse_address
 from .protocol import DEFAULT_PORT, Event, ProtocolError
 from .text import safe
 
-__all__ = ["Report", "Step", "doctor", "own_addresses"]
+__all__ = ["Report", "Step", "doctor"]
 
 # What a line of a report starts with, by the step's ``ok``.
 MARKS = {True: "ok", False: "problem", None: "hint"}
-
-# A documentation address (TEST-NET-1): a UDP connect() to it only picks a route, no packet leaves.
-ROUTE_PROBE = ("192.0.2.1", 9)
 
 # A request any web server answers, sent only when the service said nothing to a blank line.
 HTTP_PROBE = "HEAD / HTTP/1.0\r\nHost: {host}\r\n\r\n"
@@ -125,38 +122,6 @@ def doctor(
     return checkup.run()
 
 
-def own_addresses() -> tuple[str, ...]:
-    """This machine's network addresses (loopback left out), found without sending a packet.
-
-    The host name's addresses, then the one a UDP socket would leave from on
-    the way out (a UDP connect() picks a route; it sends nothing).
-    """
-    found: list[str] = []
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, proto=socket.IPPROTO_TCP)
-    except OSError:
-        infos = []
-    candidates = [info[4][0] for info in infos]
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(ROUTE_PROBE)
-            candidates.append(probe.getsockname()[0])
-    except OSError:  # no route out: this machine is on no network
-        pass
-    for text in candidates:
-        ip = _ip(text)
-        if ip is not None and not (ip.is_loopback or ip.is_unspecified or ip.is_link_local):
-            found.append(str(ip))
-    return tuple(dict.fromkeys(found))
-
-
-def _ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
-    try:
-        return ipaddress.ip_address(text.split("%")[0])
-    except ValueError:
-        return None
-
-
 class _Stop(Exception):
     """The path broke at a step already written down."""
 
@@ -237,7 +202,7 @@ class _Checkup:
                 "check the spelling, or use the host's IP address",
             ) from None
         addresses = ", ".join(dict.fromkeys(info[4][0] for info in infos))
-        if _ip(self.host) is not None:
+        if ip_of(self.host) is not None:
             self.note("resolve", True, f"{self.host} is an IP address: nothing to look up")
         else:
             self.note("resolve", True, f"{self.host} is {addresses}")
@@ -245,7 +210,7 @@ class _Checkup:
 
     def place(self, infos: list[tuple]) -> None:
         """Is it this machine (loopback), or another one?"""
-        ips = [ip for ip in (_ip(info[4][0]) for info in infos) if ip is not None]
+        ips = [ip for ip in (ip_of(info[4][0]) for info in infos) if ip is not None]
         if ips and all(ip.is_loopback for ip in ips):
             text = "this machine (loopback): only programs running here can connect by this address"
         elif any(str(ip) in self.mine for ip in ips):
@@ -274,7 +239,7 @@ class _Checkup:
             return sock, sockaddr
         _, ip, exc = min(failures, key=lambda failure: failure[0])
         where = hostport(ip, self.port)
-        local = all(ip.is_loopback for ip in (_ip(f[1]) for f in failures) if ip is not None)
+        local = all(ip.is_loopback for ip in (ip_of(f[1]) for f in failures) if ip is not None)
         if isinstance(exc, ConnectionRefusedError):
             if local:
                 hint = "check the port, and that the room runs here (labchat serve, or a host panel)"

@@ -25,8 +25,8 @@ from contextlib import contextmanager
 from . import tls
 from .backplane import Backplane, BackplaneError
 from .console import use_color
-from .doctor import own_addresses
 from .engine.faults import Faults
+from .hostaddr import own_addresses
 from .joining import (
     OP_TOKEN_ENV,
     WILDCARDS,

@@ -26,6 +26,8 @@ import socket
 import ssl
 from pathlib import Path
 
+from .hostaddr import own_addresses
+
 
 def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
     """A server-side context for the given certificate chain and private key."""
@@ -113,21 +115,12 @@ def make_certificate(
 def class_hosts() -> list[str]:
     """Names and addresses this machine is known by: what a class certificate should cover.
 
-    ``localhost`` and ``127.0.0.1``, then the machine's host name and the
-    addresses it resolves to (nothing is sent on the network to find them).
+    ``localhost`` and ``127.0.0.1``, the machine's host name, then its own network
+    addresses (``hostaddr.own_addresses``: every address ``labchat serve`` may print in
+    its join line). Nothing is sent on the network to find them.
     """
-    hosts = ["localhost", "127.0.0.1"]
-    name = socket.gethostname()
-    candidates = [name, socket.getfqdn()]
-    try:
-        candidates += [info[4][0] for info in socket.getaddrinfo(name, None, proto=socket.IPPROTO_TCP)]
-    except OSError:
-        pass
-    for host in candidates:
-        host = host.split("%")[0]  # an IPv6 scope is not part of a certificate name
-        if host and host not in hosts:
-            hosts.append(host)
-    return hosts
+    names = [socket.gethostname(), socket.getfqdn(), *own_addresses()]
+    return list(dict.fromkeys(["localhost", "127.0.0.1", *(n for n in names if n)]))
 
 
 def fingerprint(cert: str | Path) -> str:

@@ -20,7 +20,7 @@ from conftest import LABCHAT, environ
 
 from labchat import ChatClient, ChatServer, ConnectionClosed, __version__
 from labchat.cli import is_loopback, parse_address
-from labchat.doctor import own_addresses
+from labchat.hostaddr import own_addresses
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -21,7 +21,8 @@ from conftest import WAIT, environ, wait_until
 import labchat
 from labchat import tls
 from labchat.cli import main
-from labchat.doctor import Report, own_addresses
+from labchat.doctor import Report
+from labchat.hostaddr import own_addresses
 
 # A short wait for the services that never answer, so those tests stay quick.
 QUIET = 0.3

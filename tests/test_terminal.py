@@ -22,7 +22,7 @@ import pytest
 from conftest import listening
 
 from labchat import ChatClient, ChatServer
-from labchat.doctor import own_addresses
+from labchat.hostaddr import own_addresses
 from labchat.protocol import PROTOCOL, Event, encode
 from labchat.render import nick_colour
 

@@ -1,9 +1,8 @@
 """Where a panel connects and how to say it: host:port forms, readable failures, reachable addresses.
 
-Small pure helpers the panels share, plus the one look at this machine's own
-addresses that a host panel needs to tell others where to join. The rule it
-keeps: nothing here sends a packet (the default-route probe is a UDP connect,
-which sends nothing) and every failure becomes one short sentence a learner can act on.
+Small pure helpers the panels share, and the addresses a host panel gives others
+(this machine's own, from ``labchat.hostaddr``). The rule it keeps: nothing here
+sends a packet, and every failure becomes one short sentence a learner can act on.
 """
 
 from __future__ import annotations
@@ -11,6 +10,7 @@ from __future__ import annotations
 import json
 import socket
 
+from ..hostaddr import own_addresses
 from ..protocol import DEFAULT_PORT
 
 
@@ -70,20 +70,9 @@ def loopback(bind_host: str, bound: str) -> str:
 
 
 def reachable(bind_host: str, bound: str) -> list[str]:
-    """Addresses others can use: this machine's own addresses when bound to every interface."""
+    """Addresses others can use: this machine's own addresses when bound to every interface
+    (IPv4 ones for an IPv4 wildcard), then loopback for this machine's own programs."""
     if bind_host not in ("", "0.0.0.0", "::"):
         return [bound]
-    found: list[str] = []
-    try:
-        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET, socket.SOCK_STREAM)
-        found = [info[4][0] for info in infos]
-    except OSError:
-        pass
-    try:  # the address of the default route; a UDP connect sends no packet
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            probe.connect(("192.0.2.1", 9))
-            found.insert(0, probe.getsockname()[0])
-    except OSError:
-        pass
-    outside = [a for a in dict.fromkeys(found) if not a.startswith("127.") and a != "0.0.0.0"]
-    return [*outside, "127.0.0.1"]
+    outside = [a for a in own_addresses() if bind_host == "::" or ":" not in a]
+    return [*outside, loopback(bind_host, bound)]
