@@ -15,6 +15,7 @@ as in a room of ten thousand. The public events of the recent past are kept
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from bisect import bisect_right
@@ -29,6 +30,8 @@ from .bot import Greeter
 from .nicks import MAX_NICK, RoomError, check_nick, skeleton
 from .protocol import MAX_LINES, MAX_TEXT, QUIT_COMMANDS, Event
 from .text import safe, trim
+
+log = logging.getLogger("labchat.server")  # the server's log: a bot that misbehaves is reported there
 
 __all__ = [
     "BIG_ROOM",
@@ -246,6 +249,9 @@ class Room:
                 self._operators.add(member)
             you = (member,)
             out = [Delivery(self._welcome(nick), you)]
+            if self._is_muted(nick):  # a mute stays with the nick: whoever takes it is told so
+                text = f"the nick {nick} is muted by an operator: you are muted until one unmutes it"
+                out.append(Delivery(self._event("system", code="muted", text=text), you))
             if since is None:
                 shown, _ = fit_replay(self._history, self._replay_bytes)
                 out += [Delivery(_replayed(e), you) for e in shown]
@@ -254,12 +260,12 @@ class Room:
             if len(self._members) > BIG_ROOM:  # only the newcomer sees its own arrival
                 out.append(Delivery(self._event("join", sender=nick), you))
                 if self.bot:
-                    lines = self.bot.on_join(nick)
+                    lines = self._ask_bot("on_join", nick)
                     out += [Delivery(self._event("bot", sender=self.bot.nick, text=t), you) for t in lines]
                 return out
             out.append(self._broadcast("join", sender=nick))
             if self.bot:
-                out += self._bot_says(self.bot.on_join(nick), keep=False)
+                out += self._bot_says(self._ask_bot("on_join", nick), keep=False)
             return out
 
     def leave(self, member: Hashable, reason: str = "") -> list[Delivery]:
@@ -267,11 +273,13 @@ class Room:
         with self._lock:
             big = len(self._members) > BIG_ROOM
             nick = self._remove(member)
-            if nick is None or big:
+            if nick is None:
                 return []
+            if big:  # nobody is told, but the room's record keeps who left (a delivery to no one)
+                return [Delivery(self._event("leave", sender=nick, text=safe(reason)), ())]
             out = [self._broadcast("leave", sender=nick, text=safe(reason))]
             if self.bot:
-                out += self._bot_says(self.bot.on_leave(nick), keep=False)
+                out += self._bot_says(self._ask_bot("on_leave", nick), keep=False)
             return out
 
     def moderate(self, action: str, nick: str, reason: str = "", by: str = "the server") -> Outcome:
@@ -352,7 +360,7 @@ class Room:
                             self._seq = seq
                             self._keep(made, history=True)
                             made = []
-                            out += self._bot_says(bot.on_message(nick, clean))
+                            out += self._bot_says(self._ask_bot("on_message", nick, clean))
                             seq = self._seq
                     taken += 1
             finally:
@@ -431,6 +439,9 @@ class Room:
             if not target:
                 extra = " [REASON]" if command == "/kick" else ""
                 raise RoomError("usage", f"usage: {command} NICK{extra}")
+            if self._find(target) in self._operators:  # the host among them: the room is theirs
+                who = "yourself" if self._find(target) == member else f"{safe(target)}, an operator"
+                raise RoomError("is-operator", f"operators may not {command} each other: not {who}")
             if command == "/kick":
                 return self._kick(target, reason.strip(), nick)
             return self._set_muted(target, command == "/mute", nick)
@@ -459,7 +470,7 @@ class Room:
         self._keep((event,), history=True)
         out = [Delivery(event)]
         if self.bot and kind == "message":
-            out += self._bot_says(self.bot.on_message(nick, text))
+            out += self._bot_says(self._ask_bot("on_message", nick, text))
         return Outcome(out)
 
     def _quit(self, member: Hashable, nick: str, farewell: str) -> Outcome:
@@ -469,11 +480,12 @@ class Room:
         goodbye = Delivery(self._event("system", code="goodbye", text=f"Goodbye, {nick}!"), (member,))
         if len(self._members) > BIG_ROOM:
             self._remove(member)
-            return Outcome([goodbye], leaving=True)
+            left = Delivery(self._event("leave", sender=nick, text=farewell), ())  # for the record
+            return Outcome([goodbye, left], leaving=True)
         self._remove(member)
         out = [goodbye, self._broadcast("leave", sender=nick, text=farewell)]
         if self.bot:
-            out += self._bot_says(self.bot.on_leave(nick), keep=False)
+            out += self._bot_says(self._ask_bot("on_leave", nick), keep=False)
         return Outcome(out, leaving=True)
 
     def _rename(self, member: Hashable, nick: str, new: str) -> Outcome:
@@ -562,7 +574,7 @@ class Room:
         self._remove(key)
         out = [told, self._broadcast("leave", sender=nick, text=why)]
         if self.bot:
-            out += self._bot_says(self.bot.on_leave(nick), keep=False)
+            out += self._bot_says(self._ask_bot("on_leave", nick), keep=False)
         return Outcome(out, removed=[key])
 
     def _set_muted(self, target: str, muted: bool, by: str) -> Outcome:
@@ -594,6 +606,33 @@ class Room:
         if history:
             self._history.extend(events)
 
+    def _ask_bot(self, hook: str, *args: str) -> list[str]:
+        """What the bot answers, as lines of text. A bot is code someone wrote (a learner's
+        greeter, say): one that raises or returns something other than lines is logged and
+        says nothing this time, and the member whose message it was answering stays."""
+        try:
+            answer = getattr(self.bot, hook)(*args)
+        except Exception as exc:
+            log.warning(
+                "the bot %s raised %s in %s; it says nothing this time", self.bot.nick, _said(exc), hook
+            )
+            return []
+        if isinstance(answer, str):
+            answer = [answer]
+        elif not isinstance(answer, (list, tuple)):
+            if answer is not None:
+                log.warning(
+                    "the bot %s's %s returned %s, not a list of lines",
+                    self.bot.nick,
+                    hook,
+                    type(answer).__name__,
+                )
+            return []
+        lines = [line for line in answer if isinstance(line, str) and line.strip()]
+        if len(lines) < len(answer):
+            log.warning("the bot %s's %s returned something that is not a line of text", self.bot.nick, hook)
+        return lines
+
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
         out = []
@@ -610,6 +649,11 @@ class Room:
 
 
 _seq_of = attrgetter("seq")
+
+
+def _said(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _stamp(now: float) -> float:

@@ -15,6 +15,7 @@ import pytest
 from conftest import WAIT, wait_until
 
 from labchat import ChatClient, ConnectionClosed
+from labchat.room import BIG_ROOM
 from labchat.server import Faults
 
 
@@ -60,6 +61,47 @@ def test_others_may_not_moderate(room, connect) -> None:
         error = said(ada, "error", code="not-operator")
         assert "only an operator" in error.text
     assert room.users() == ["teacher", "ada", "bob"]
+
+
+def test_operators_may_not_kick_or_mute_each_other_nor_themselves(room, connect) -> None:
+    """A helper with the token, or the host's own slip, cannot remove the host (and so end the
+    room); the server's own Python still can."""
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    helper = connect("helper", server=room, op_token="owl-op")
+    for command in ("/kick teacher", "/mute teacher"):
+        helper.send(command)
+        error = said(helper, "error", code="is-operator")
+        assert error.text == f"operators may not {command.split()[0]} each other: not teacher, an operator"
+    teacher.send("/kick TEACHER")
+    assert (
+        said(teacher, "error", code="is-operator").text == "operators may not /kick each other: not yourself"
+    )
+    teacher.send("still here")
+    said(helper, "message", sender="teacher")
+    assert room.users() == ["teacher", "helper"]
+    room.kick("helper", "shift over")
+    assert said(teacher, "leave", sender="helper").text == "removed by the server: shift over"
+
+
+def test_a_wrong_operator_token_joins_as_a_member_and_is_told_so_at_once(room, connect, caplog) -> None:
+    ta = connect("ta", server=room, op_token="owl-0p")
+    notice = said(ta, "system", code="op-token-wrong")
+    assert notice.text == "the operator token you gave is not this room's: you are in the room as a member"
+    ta.send("/mute nobody")
+    said(ta, "error", code="not-operator")
+    assert any("gave a wrong operator token" in r.getMessage() for r in caplog.records)
+
+
+def test_whoever_joins_with_a_muted_nick_is_told_it_is_muted(room, connect) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    sam = connect("sam", server=room)
+    teacher.send("/mute sam")
+    said(sam, "system", code="mute")
+    sam.close()
+    said(teacher, "leave", sender="sam")
+    newcomer = connect("Sam", server=room)
+    notice = said(newcomer, "system", code="muted")
+    assert notice.text == "the nick Sam is muted by an operator: you are muted until one unmutes it"
 
 
 def test_a_muted_person_is_refused_with_an_error_and_reaches_nobody(room, connect) -> None:
@@ -136,6 +178,25 @@ def test_every_kick_and_mute_is_in_the_transcript(make_server, connect, tmp_path
         ("system", "ada was muted by the server"),
         ("leave", "removed by the server: enough"),
     ]
+
+
+def test_a_big_room_s_transcript_keeps_every_join_and_leave(make_server, raw, tmp_path) -> None:
+    """Past BIG_ROOM members nobody is told of comings and goings, but the record keeps them."""
+    record = tmp_path / "class.jsonl"
+    room = make_server(bot=False, log=record)
+    peers = [raw(room) for _ in range(BIG_ROOM + 3)]
+    for n, peer in enumerate(peers):
+        assert peer.hello(f"s{n}")["type"] == "welcome"
+    peers[-1].send(b'{"type":"say","text":"bye"}\n')  # a goodbye in the big room
+    peers[-1].closed()
+    peers[-2].sock.close()  # and a hang-up
+    assert wait_until(lambda: len(room.users()) == BIG_ROOM + 1)
+    room.close()
+    rows = [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+    joined = [r["sender"] for r in rows if r["type"] == "join"]
+    left = [r["sender"] for r in rows if r["type"] == "leave"]
+    assert joined == [f"s{n}" for n in range(BIG_ROOM + 3)]
+    assert left[:2] == [f"s{BIG_ROOM + 2}", f"s{BIG_ROOM + 1}"]  # and the rest as the room closed
 
 
 # -- faults, for lessons ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import pytest
 from conftest import labchat_threads
 
 from labchat import ChatClient
+from labchat.bot import Greeter
 from labchat.server import DEFAULT_PORT
 
 WAIT = 5.0  # seconds any one wait may take
@@ -296,3 +297,43 @@ def test_a_json_hello_may_be_preceded_by_spaces_and_ends_in_crlf(raw) -> None:
     peer.line()
     peer.send(b'  {"type":"hello","nick":"ada"}\r\n')
     assert json.loads(peer.line())["type"] == "welcome"
+
+
+class _Broken(Greeter):
+    """A greeter as a learner may write it: it raises at "boom", returns None or a str at others."""
+
+    def on_message(self, nick: str, text: str):
+        if text == "boom":
+            raise ZeroDivisionError("division by zero")
+        if text == "nothing":
+            return None
+        if text == "a string":
+            return "one line, not a list"
+        return super().on_message(nick, text)
+
+
+def test_a_bot_that_raises_or_returns_no_list_is_logged_and_the_member_stays(
+    make_server, connect, caplog
+) -> None:
+    room = make_server(bot=_Broken())
+    ada, bob = connect("ada", server=room), connect("bob", server=room)
+    for text in ("boom", "nothing", "a string", "hello greeter"):
+        ada.send(text)
+    seen = []
+    while not (seen and seen[-1].kind == "bot" and seen[-1].text.startswith("Hello ada")):
+        seen.append(bob.receive())  # until the answer to "hello greeter"
+    after = [(e.kind, e.text) for e in seen[[e.text for e in seen].index("boom") :]]
+    assert after == [
+        ("message", "boom"),  # the bot raised: nothing from it
+        ("message", "nothing"),  # None: nothing either
+        ("message", "a string"),
+        ("bot", "one line, not a list"),  # a str is one line
+        ("message", "hello greeter"),
+        ("bot", "Hello ada! 😊"),
+    ]
+    assert room.users() == ["ada", "bob"]
+    warned = [r.getMessage() for r in caplog.records if "the bot greeter" in r.getMessage()]
+    assert warned == [
+        "the bot greeter raised ZeroDivisionError: division by zero in on_message; it says nothing this time"
+    ]
+    assert not [r for r in caplog.records if r.exc_info]  # one line, no traceback

@@ -340,7 +340,14 @@ class ChatServerCore:
         self.pending.remove(session, session.host)
 
     def join(self, session: Session, hello) -> None:
-        self.hub.join(session, hello, operator=self.is_operator_token(hello.op_token))
+        operator = self.is_operator_token(hello.op_token)
+        self.hub.join(session, hello, operator=operator)
+        if hello.op_token is not None and not operator:  # a helper's typo: say so now, not at /kick
+            log.warning("%s gave a wrong operator token; joined as a member", session.who)
+            text = "the operator token you gave is not this room's: you are in the room as a member"
+            self.hub.tell(
+                session, Event(kind="system", code="op-token-wrong", text=text, time=round(time.time(), 3))
+            )
         self.joined(session)
 
     def joined(self, session: Session) -> None:

@@ -23,7 +23,10 @@ log = logging.getLogger("labchat.server")
 
 # Kinds written to the transcript (private messages only when asked), and the notices of
 # moderation: every kick (a leave saying who removed whom) and every mute is on the record.
+# Joins and leaves are recorded whoever was sent them: in a big room only the newcomer hears of
+# its own arrival, and nobody of a departure, but the record keeps who was in the class.
 TRANSCRIPT_KINDS = frozenset({"message", "action", "join", "leave", "nick", "bot"})
+ARRIVALS = frozenset({"join", "leave"})
 MODERATION_CODES = frozenset({"mute", "unmute"})
 
 
@@ -45,7 +48,7 @@ class Transcript:
             return
         for d in deliveries:
             e = d.event
-            public = d.to is None and (
+            public = (d.to is None or e.kind in ARRIVALS) and (
                 e.kind in TRANSCRIPT_KINDS or (e.kind == "system" and e.code in MODERATION_CODES)
             )
             if (public or (e.kind == "private" and self.private)) and not e.history:
