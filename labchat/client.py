@@ -426,6 +426,8 @@ class ChatClient:
             self._final = True
         elif event.code in FINAL_CODES and kind in ("error", "system"):
             self._final = True  # refused for good, or the room was closed (not restarting)
+            if kind == "error" and not self.close_reason:
+                self.close_reason = event.text  # "you were removed by teacher: ...", not "closed"
 
     # -- reconnecting (the receiver thread) --------------------------------------------
 

@@ -277,6 +277,14 @@ def test_a_lost_connection_is_one_line_and_status_1(room):
     assert err == "labchat: the server closed the connection\n"
 
 
+def test_a_kicked_member_is_told_why_in_its_last_line(room):
+    proc = _join_and_keep_typing(where(room))  # it has its welcome: ada is in the room
+    room.kick("ada", "time is up")
+    status, out, err = _until_exit(proc)
+    assert status == 1
+    assert err == "labchat: you were removed by the server: time is up\n"
+
+
 def test_a_killed_server_is_noticed_and_tried_again_for_a_while(serve):
     server = serve()
     proc = _join_and_keep_typing(server.where, "--reconnect-for", "1")

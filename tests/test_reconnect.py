@@ -410,23 +410,26 @@ def test_a_restarted_room_numbering_from_1_again_is_not_taken_for_old_news(scrip
 
 
 @pytest.mark.parametrize(
-    "last",
+    ("last", "reason"),
     [
-        ev("error", 0, code="kicked", text="you were removed by an operator"),
-        ev("leave", 6, sender="ada", text="removed by an operator"),
+        (
+            ev("error", 0, code="kicked", text="you were removed by an operator"),
+            "you were removed by an operator",
+        ),
+        (ev("leave", 6, sender="ada", text="removed by an operator"), "the server closed the connection"),
     ],
     ids=["error-that-ends-it", "removed-from-the-room"],
 )
-def test_being_cut_off_on_purpose_is_the_end(scripted, last):
+def test_being_cut_off_on_purpose_is_the_end(scripted, last, reason):
     fake = scripted([welcome(5), last])
     ada = ChatClient(*fake.address, nick="ada", timeout=WAIT, reconnect=True)
     ends = Ends(ada)
     seen = []
-    with pytest.raises(ConnectionClosed, match="the server closed the connection"):
+    with pytest.raises(ConnectionClosed, match=reason):
         while True:
             seen.append(ada.receive(timeout=WAIT))
     assert seen == [last]  # no "reconnecting" notice
-    assert ends.done.wait(WAIT) and ends.reasons == ["the server closed the connection"]
+    assert ends.done.wait(WAIT) and ends.reasons == [reason]  # an error's words are the reason
     assert len(fake.hellos) == 1
     ada.close()
 
