@@ -70,6 +70,20 @@ def test_progress_is_when_bytes_last_moved_and_an_empty_outbox_has_not_stalled()
     assert box.stalled(30.0) == 0.0
 
 
+def test_an_outbox_closed_while_its_bytes_are_being_sent_takes_the_news_quietly():
+    """The threaded engine's writer sends outside the session's lock; a cut may close the outbox
+    meanwhile. What the writer then reports sent, or a round's unsent rest, changes nothing."""
+    box = Outbox()
+    box.put(b"a" * 100, 0.0)
+    box.put(b"b" * 100, 0.0)
+    data = box.peek()
+    box.close()  # cut off, on another thread
+    assert box.sent_next(len(data), 1.0) == b""
+    box.sent(50, 1.0)
+    box.put_front(b"rest of a round\n", 1.0)
+    assert (box.state, box.size, box.front, box.peek()) == (State.CLOSED, 0, 0, b"")
+
+
 def test_a_draining_outbox_sends_what_it_has_and_takes_no_more():
     box = Outbox()
     box.put(b"bye\n", 0.0)

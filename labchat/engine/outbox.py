@@ -69,8 +69,9 @@ class Outbox:
     def put_front(self, data: bytes, now: float) -> None:
         """Queue bytes ahead of those waiting (they were due first, but a round sent them
         straight and the kernel took only part): behind the front part that earlier rounds
-        left there, which was due before them, and ahead of everything else."""
-        if not data:
+        left there, which was due before them, and ahead of everything else. Nothing, once
+        closed (the connection was cut while the round was sending)."""
+        if not data or self.state is State.CLOSED:
             return
         if self.front:  # seldom: a reader in two rounds at once (threaded engine)
             front = self.front
@@ -102,8 +103,9 @@ class Outbox:
         return head if len(head) <= CHUNK else head[:CHUNK]
 
     def sent(self, count: int, now: float) -> None:
-        """``count`` bytes from the front have left."""
-        if count <= 0:
+        """``count`` bytes from the front have left; nothing to count once closed (another
+        thread may cut the connection while a writer is in ``send``, outside the lock)."""
+        if count <= 0 or self.state is State.CLOSED:
             return
         self.sent_total += count
         self.progress = now
