@@ -571,11 +571,8 @@ class Room:
         nick = self._name(key)
         why = f"removed by {by}" + (f": {clean_text(reason)}" if reason else "")
         told = Delivery(self._event("error", code="kicked", text=f"you were {why}"), (key,))
-        self._remove(key)
-        out = [told, self._broadcast("leave", sender=nick, text=why)]
-        if self.bot:
-            out += self._bot_says(self._ask_bot("on_leave", nick), keep=False)
-        return Outcome(out, removed=[key])
+        self._remove(key)  # (no friendly farewell from the bot for someone removed)
+        return Outcome([told, self._broadcast("leave", sender=nick, text=why)], removed=[key])
 
     def _set_muted(self, target: str, muted: bool, by: str) -> Outcome:
         nick = self._name(self._find(target))

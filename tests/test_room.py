@@ -575,3 +575,11 @@ def test_a_small_catch_up_is_replayed_whole_under_the_bound():
     caught = [d.event for d in room.join("b", "bob", since=1)]
     assert [e.text for e in caught if e.kind == "message"] == [f"line {n}" for n in range(5)]
     assert not [e for e in caught if e.code == "history-gap"]
+
+
+def test_a_kick_gets_no_friendly_farewell_from_the_bot() -> None:
+    room = quiet_room(bot=Greeter())
+    room.join("t", "teacher", operator=True)
+    room.join("m", "mal")
+    out = room.say("t", "/kick mal enough").deliveries
+    assert [(d.event.kind, d.event.code) for d in out] == [("error", "kicked"), ("leave", "")]
