@@ -3,11 +3,14 @@
 The rule it keeps: the programs run as a person runs them. The server is a
 subprocess whose typing comes through a pipe; the client runs in a pseudo-terminal
 (pexpect), so its ``input()`` reads a real terminal. Every wait has a deadline, and
-every process the check started is ended before it returns.
+every process the check started is ended before it returns. Everything each program
+prints is kept, so when one crashed the check says so first: the error and the line
+of the learner's program that raised it, never the whole traceback.
 """
 
 from __future__ import annotations
 
+import io
 import os
 import queue
 import re
@@ -62,6 +65,24 @@ class Server:
             self.lines.put(line.rstrip("\n"))
         self.lines.put(None)
 
+    def printed(self) -> str:
+        """All it has printed so far; once it has ended, all it ever printed (waiting for the last of it)."""
+        ended = self.proc.poll() is not None
+        deadline = time.monotonic() + WAIT
+        while True:
+            try:
+                if ended:  # the pipe is closing: the reader thread is putting the last lines in
+                    line = self.lines.get(timeout=max(0.0, deadline - time.monotonic()))
+                else:
+                    line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            if line is None:
+                self.lines.put(None)
+                break
+            self.seen.append(line)
+        return "\n".join(self.seen)
+
     def expect(self, pattern: str, timeout: float = WAIT) -> re.Match | None:
         """The first line from now on that matches, or None at the deadline or the end of output."""
         deadline = time.monotonic() + timeout
@@ -108,13 +129,86 @@ def spawn_client(program: str, host: str, port: int) -> Any:
     import pexpect
 
     env = dict(os.environ, TERM="dumb", PYTHONUNBUFFERED="1")
-    return pexpect.spawn(
+    child = pexpect.spawn(
         sys.executable,
         ["-u", program, host, str(port)],
         encoding="utf-8",
         timeout=WAIT,
         env=env,
         dimensions=(24, 200),
+    )
+    child.logfile_read = io.StringIO()  # everything its terminal showed, to find a traceback in
+    return child
+
+
+def _client_printed(child: Any) -> str:
+    """All the client's terminal has shown so far (all of it, once the program has ended)."""
+    import pexpect
+
+    deadline = time.monotonic() + WAIT
+    try:
+        while time.monotonic() < deadline:
+            child.read_nonblocking(
+                65536, timeout=0 if child.isalive() else max(0.0, deadline - time.monotonic())
+            )
+    except (pexpect.TIMEOUT, pexpect.EOF, OSError):
+        pass
+    return child.logfile_read.getvalue().replace("\r\n", "\n")
+
+
+# The last line of a traceback: the exception's name, and its message if it has one.
+_ERROR = re.compile(r"^((?:\w+\.)*\w*(?:Error|Exception|Interrupt|Exit))(?::\s?(.*))?$")
+_FRAME = re.compile(r'^\s*File "(.+)", line (\d+)')
+
+
+def crash_in(printed: str, program: str) -> tuple[str, str, bool] | None:
+    """The error a program's last traceback ends with, where in ``program``, and whether in a thread.
+
+    ('TypeError: a bytes-like object is required, not 'str'', 'line 33: conn.sendall(...)',
+    False), read from what the program printed; None if it printed no traceback. A
+    traceback names the frames, innermost last, so the last frame in ``program`` itself
+    is the learner's line.
+    """
+    lines = printed.splitlines()
+    starts = [i for i, line in enumerate(lines) if line.startswith("Traceback (most recent call last)")]
+    frames = [i for i, line in enumerate(lines) if _FRAME.match(line)]
+    if not starts and not frames:
+        return None
+    first = starts[-1] if starts else frames[0]
+    errors = [i for i in range(first, len(lines)) if _ERROR.match(lines[i])]
+    if not errors:
+        return None
+    error = lines[errors[0]].strip()
+    in_thread = first > 0 and lines[first - 1].startswith("Exception in thread")
+    theirs = [
+        i
+        for i in frames
+        if first <= i < errors[0] and Path(_FRAME.match(lines[i]).group(1)).name == Path(program).name
+    ]
+    if not theirs:
+        return error, "", in_thread
+    at = theirs[-1]
+    number = _FRAME.match(lines[at]).group(2)
+    code = lines[at + 1].strip() if at + 1 < len(lines) and not _FRAME.match(lines[at + 1]) else ""
+    return error, f"line {number}{': ' + code if code else ''}", in_thread
+
+
+def _crash_hint(error: str, program: str) -> str:
+    if "bytes-like object is required, not 'str'" in error:
+        return (
+            "a socket sends bytes, not str: encode the text before sending it, "
+            "as in sock.sendall((text + '\\n').encode())"
+        )
+    if error.startswith("KeyboardInterrupt"):
+        return (
+            "the receiver thread wakes input() with SIGINT, which arrives as KeyboardInterrupt: "
+            "catch it around the input loop (except KeyboardInterrupt) and end the chat there"
+        )
+    if error.startswith("SyntaxError") or error.startswith("IndentationError"):
+        return "Python could not read the program: fix that line, then run the %%writefile cell again"
+    return (
+        f"fix that line, then run the %%writefile cell again (python {Path(program).name} 0 in a "
+        "terminal shows the whole traceback)"
     )
 
 
@@ -161,6 +255,38 @@ def _missing(feedback: Feedback, *programs: str) -> bool:
     return False
 
 
+class _Chat:
+    """The two programs of one chat as the check runs them, and what to say when one of them crashed."""
+
+    def __init__(self, feedback: Feedback, server: str, client: str) -> None:
+        self.feedback, self.server_name, self.client_name = feedback, server, client
+        self.host = Server(server)
+        self.child: Any = None
+
+    def not_yet(self, what: str, hint: str) -> None:
+        """Say what went wrong; but if a program crashed, that comes first, and instead."""
+        if not self.crashed():
+            self.feedback.not_yet(what, hint)
+
+    def crashed(self) -> bool:
+        programs = [(self.server_name, self.host.printed())]
+        if self.child is not None:
+            programs.append((self.client_name, _client_printed(self.child)))
+        for program, printed in programs:
+            found = crash_in(printed, program)
+            if found:
+                error, where, in_thread = found
+                who = f"a thread of {Path(program).name}" if in_thread else Path(program).name
+                at = f", at {where}" if where else ""
+                self.feedback.not_yet(f"{who} crashed: {error}{at}", _crash_hint(error, program))
+                return True
+        return False
+
+    def close(self) -> None:
+        _stop_client(self.child)
+        self.host.stop()
+
+
 @guarded("two-program chat")
 def check_chat_programs(
     feedback: Feedback, server: str = "chat_server.py", client: str = "chat_client.py"
@@ -168,12 +294,12 @@ def check_chat_programs(
     """Run ``python SERVER 0`` and ``python CLIENT 127.0.0.1 PORT``; type on both sides; bye; a dead peer."""
     if _missing(feedback, server, client):
         return
-    host = Server(server)
-    child = None
+    chat = _Chat(feedback, server, client)
+    host = chat.host
     try:
         listening = host.expect(r"port (\d+)")
         if not listening:
-            feedback.not_yet(
+            chat.not_yet(
                 f"{server} did not say which port it listens on (its last words: {host.seen[-1:]!r})",
                 "print(f'listening on port {listener.getsockname()[1]}', flush=True) once bound: "
                 "started with port 0, the system picks a free port, and only your server knows which",
@@ -181,12 +307,19 @@ def check_chat_programs(
             return
         feedback.ok("the server listens and says on which port")
         port = int(listening.group(1))
-        child = spawn_client(client, "127.0.0.1", port)
+        child = chat.child = spawn_client(client, "127.0.0.1", port)
         greeting = _shows(child, r"(?i)[^\r\n]*welcome[^\r\n]*")
+        if greeting and _as_bytes(greeting):
+            feedback.not_yet(
+                f"the client printed the greeting as bytes: {greeting.strip()}",
+                "decode what arrives before you print it: read text lines with "
+                "sock.makefile('r', encoding='utf-8'), or print(data.decode('utf-8'))",
+            )
+            return
         if greeting:
             feedback.ok(f"the client connected, and the greeting arrived: {greeting.strip()}")
         else:
-            feedback.not_yet(
+            chat.not_yet(
                 "the client showed no greeting with the word 'welcome'",
                 "the server sends a greeting line as soon as it accepts; the client prints each line",
             )
@@ -195,7 +328,7 @@ def check_chat_programs(
         if host.expect(r"hello from the client"):
             feedback.ok("a line typed in the client appeared on the server")
         else:
-            feedback.not_yet(
+            chat.not_yet(
                 "a line typed in the client never appeared on the server",
                 "the client sends each typed line with a newline (sendall((text + '\\n').encode())); "
                 "the server's receiver thread prints each line it gets",
@@ -206,7 +339,7 @@ def check_chat_programs(
         if _shows(child, r"hello from the server"):
             feedback.ok("a line from the server appeared while the client was halfway through typing")
         else:
-            feedback.not_yet(
+            chat.not_yet(
                 "while the client was typing, a line from the server did not appear",
                 "input() blocks the main thread: receive and print in a second thread",
             )
@@ -219,7 +352,7 @@ def check_chat_programs(
         if both and _shows(child, r"half done"):
             feedback.ok("lines went both ways while the other side was typing")
         else:
-            feedback.not_yet(
+            chat.not_yet(
                 "with the server halfway through a line, the client's lines did not arrive",
                 "the server needs the same two threads: one receives and prints, one reads input()",
             )
@@ -233,34 +366,38 @@ def check_chat_programs(
             stuck = " and ".join(
                 n for n, gone in (("the client", client_gone), ("the server", server_gone)) if not gone
             )
-            feedback.not_yet(
+            chat.not_yet(
                 f"after bye, {stuck} kept running",
                 "send bye to the other side and leave the input loop; the side that receives bye must "
                 "stop too, though its main thread waits in input() (the answer sends itself SIGINT)",
             )
             return
     finally:
-        _stop_client(child)
-        host.stop()
+        chat.close()
     _check_dead_client(feedback, server, client)
 
 
+def _as_bytes(shown: str) -> bool:
+    """Whether a line on the screen is bytes printed as they are: b'...' rather than the text."""
+    return re.match(r"\s*b['\"]", shown) is not None
+
+
 def _check_dead_client(feedback: Feedback, server: str, client: str) -> None:
-    host = Server(server)
+    chat = _Chat(feedback, server, client)
+    host = chat.host
     child = None
     try:
         listening = host.expect(r"port (\d+)")
-        child = spawn_client(client, "127.0.0.1", int(listening.group(1))) if listening else None
+        child = chat.child = spawn_client(client, "127.0.0.1", int(listening.group(1))) if listening else None
         if child is None or not _shows(child, r"(?i)welcome"):
-            feedback.not_yet(
-                "a second chat did not start", "the server should start afresh each time it is run"
-            )
+            chat.not_yet("a second chat did not start", "the server should start afresh each time it is run")
             return
         os.kill(child.pid, signal.SIGKILL)  # the client's machine is switched off, say
         if host.ended():
             feedback.ok("when the client was killed, the server noticed and ended")
         else:
-            feedback.not_yet(
+            chat.child = None  # the client was killed on purpose: only the server's crash counts now
+            chat.not_yet(
                 "the client was killed, and the server kept waiting",
                 "recv returns b'' when the other side is gone (the loop over makefile() simply ends): "
                 "then say so and end the program",
@@ -281,8 +418,16 @@ def check_client_in_room(feedback: Feedback, client: str = "chat_client.py", *, 
     with quiet_room(faults={"chop": True} if chop else None, rate=None) as room:
         try:
             child = spawn_client(client, *room.address)
-            banner = _shows(child, r"labchat/1 Welcome[^\r\n]*")
+            banner = _shows(child, r"[^\r\n]*labchat/1 Welcome[^\r\n]*")
+            if banner and _as_bytes(banner):
+                feedback.not_yet(
+                    f"the client printed the room's banner as bytes: {banner.strip()[:60]}",
+                    "decode what arrives before you print it: read text lines with "
+                    "sock.makefile('r', encoding='utf-8')",
+                )
+                return
             if banner:
+                banner = banner.strip()
                 feedback.ok(f"the room's banner arrived {'in pieces, shown ' if chop else ''}whole: {banner}")
             else:
                 feedback.not_yet(

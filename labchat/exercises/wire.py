@@ -3,6 +3,8 @@
 The rule it keeps: pieces arrive one at a time. ``trickle`` sends the next piece
 only once the reader has taken the last one out of its socket (or a short
 deadline passed), so "one recv is one message" fails every time, not now and then.
+The other way round, ``arrived`` waits until bytes sent at once all wait in the
+reader's socket, so a reader that takes more than its share is caught every time.
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ def pair() -> tuple[socket.socket, socket.socket]:
 def waiting(sock: socket.socket) -> int:
     """How many received bytes wait in ``sock`` for a recv."""
     return struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.FIONREAD, b"\0\0\0\0"))[0]
+
+
+def arrived(sock: socket.socket, size: int, timeout: float = 2.0) -> bool:
+    """Wait until ``size`` received bytes wait in ``sock`` for a recv; say whether they came in time."""
+    deadline = time.monotonic() + timeout
+    while waiting(sock) < size:  # no event says "all of it is here": look, briefly, until it is
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.002)
+    return True
 
 
 def trickle(
