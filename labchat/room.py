@@ -439,8 +439,9 @@ class Room:
             if not target:
                 extra = " [REASON]" if command == "/kick" else ""
                 raise RoomError("usage", f"usage: {command} NICK{extra}")
-            if self._find(target) in self._operators:  # the host among them: the room is theirs
-                who = "yourself" if self._find(target) == member else f"{safe(target)}, an operator"
+            aimed = self._find(target)
+            if aimed in self._operators:  # the host among them: the room is theirs
+                who = "yourself" if aimed == member else f"{safe(target)}, an operator"
                 raise RoomError("is-operator", f"operators may not {command} each other: not {who}")
             if command == "/kick":
                 return self._kick(target, reason.strip(), nick)
@@ -625,10 +626,9 @@ class Room:
                     type(answer).__name__,
                 )
             return []
-        lines = [line for line in answer if isinstance(line, str) and line.strip()]
-        if len(lines) < len(answer):
+        if not all(isinstance(line, str) for line in answer):
             log.warning("the bot %s's %s returned something that is not a line of text", self.bot.nick, hook)
-        return lines
+        return [line for line in answer if isinstance(line, str) and line.strip()]
 
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
