@@ -9,9 +9,10 @@ The rule it keeps: as every check, it never raises and never hangs. The
 learner's ``serve_once`` runs in a thread; the check is a real client on
 127.0.0.1 (port 0) that waits for each answer with a deadline. The listener
 hands out connections the check keeps an eye on, so it can tell "forgot to
-close" from "still running", count a busy loop's ``recv`` calls, and close
-everything at the end, which also wakes a ``serve_once`` stuck in ``recv`` or
-``accept``.
+close" from "still running" (and a connection only shut down from one closed),
+count a busy loop's ``recv`` calls, and close everything at the end, which also
+wakes a ``serve_once`` stuck in ``recv`` or ``accept``. When ``serve_once``
+raised, that is what the check says first, with the line of the learner's code.
 """
 
 from __future__ import annotations
@@ -22,12 +23,13 @@ from collections.abc import Callable
 from typing import Any
 
 from . import wire
-from .feedback import Attempt, Feedback, attempt, guarded
+from .feedback import Attempt, Feedback, attempt, guarded, raised
 
 GREETING_PATIENCE = 2.0  # seconds the client waits for the greeting, and for each answer
 END_PATIENCE = 3.0  # seconds serve_once gets to close and return once the client has finished
 
 LOOP_HINT = "answer in a loop: recv, send it back, recv again, and so on until recv returns b''"
+BYTES_HINT = "a socket sends bytes, not str: send back data as recv gave it, conn.sendall(data)"
 END_HINT = (
     "recv returns b'' once the client has finished sending, and at once every time after that: "
     "leave the loop on b'', close the connection and return"
@@ -131,7 +133,7 @@ def check_serve_once(feedback: Feedback, serve_once: Callable[[socket.socket], A
         sock = socket.create_connection(listener.getsockname(), timeout=5)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # each sendall leaves at once
         client = _Client(sock)
-        if _greeted(feedback, served, listener, client) and _echoes(feedback, client):
+        if _greeted(feedback, served, listener, client) and _echoes(feedback, served, client):
             _ends(feedback, served, listener, client)
     finally:
         wire.close(*([sock] if sock else []), *listener.accepted, listener)
@@ -144,8 +146,10 @@ def _greeted(feedback: Feedback, served: Attempt, listener: _Listener, client: _
         return True
     if served.error is not None:
         feedback.not_yet(
-            f"a client connected, and serve_once {served.problem()}",
-            "accept, greet, answer each line, and when recv returns b'' close and return",
+            f"a client connected, and {raised('your serve_once', served.error)}",
+            _error_hint(
+                served.error, "accept, greet, answer each line, and when recv returns b'' close and return"
+            ),
         )
     elif not listener.accepted:
         feedback.not_yet(
@@ -167,11 +171,34 @@ def _greeted(feedback: Feedback, served: Attempt, listener: _Listener, client: _
     return False
 
 
-def _echoes(feedback: Feedback, client: _Client) -> bool:
+def _error_hint(error: BaseException, otherwise: str) -> str:
+    if isinstance(error, TypeError) and "bytes-like" in str(error):
+        return BYTES_HINT
+    return otherwise
+
+
+def _crashed(feedback: Feedback, served: Attempt, client: _Client, what: str) -> bool:
+    """If serve_once raised (the usual reason a connection closes early), say so, first."""
+    if client.closed:
+        served.wait(0.5)  # its `with conn:` has closed the connection on the way out
+    if served.error is None:
+        return False
+    feedback.not_yet(
+        f"{what}, and {raised('your serve_once', served.error)}",
+        _error_hint(
+            served.error, "read the line it names: the client was still there, waiting for its answer"
+        ),
+    )
+    return True
+
+
+def _echoes(feedback: Feedback, served: Attempt, client: _Client) -> bool:
     client.sock.sendall(b"hello\n")
     got = client.take(6, GREETING_PATIENCE)
     if got == b"hello\n":
         feedback.ok("the client sent b'hello\\n' and got it back")
+    elif not got and _crashed(feedback, served, client, "the client sent b'hello\\n'"):
+        return False
     elif not got:
         feedback.not_yet(
             "the client sent b'hello\\n', and "
@@ -192,6 +219,8 @@ def _echoes(feedback: Feedback, client: _Client) -> bool:
     if got == b"one\ntwo\n":
         feedback.ok("two lines sent in one packet, b'one\\ntwo\\n', both came back")
         return True
+    if not got and _crashed(feedback, served, client, "the client sent b'one\\ntwo\\n'"):
+        return False
     if not got:
         feedback.not_yet(
             "the first line was answered, but the next message (b'one\\ntwo\\n') was not: "
@@ -215,8 +244,15 @@ def _ends(feedback: Feedback, served: Attempt, listener: _Listener, client: _Cli
     served.wait(END_PATIENCE)
     client.wait_for(lambda data: False, 1.0 if served.fine else 0.2)  # did the connection close?
     conn = listener.accepted[0]
-    if served.fine and client.closed:
+    if served.fine and client.closed and conn.fileno() == -1:
         feedback.ok("when the client finished sending (shutdown SHUT_WR), serve_once closed and returned")
+    elif served.fine and client.closed:
+        feedback.not_yet(
+            "serve_once ended the connection (the client saw its end) and returned, but never closed it: "
+            "the socket still holds its file descriptor",
+            "shutdown only ends the sending; close gives the socket back to the system: "
+            "call conn.close(), or put a `with conn:` block around the loop",
+        )
     elif served.fine:
         feedback.not_yet(
             "serve_once returned, but left the connection open: the client is still waiting for its end",
@@ -225,7 +261,8 @@ def _ends(feedback: Feedback, served: Attempt, listener: _Listener, client: _Cli
         )
     elif served.error is not None:
         feedback.not_yet(
-            f"when the client finished sending (shutdown SHUT_WR), serve_once {served.problem()}", END_HINT
+            f"when the client finished sending (shutdown SHUT_WR), {raised('your serve_once', served.error)}",
+            _error_hint(served.error, END_HINT),
         )
     elif conn.ends > 1:
         feedback.not_yet(

@@ -2,14 +2,23 @@
 
 The rule it keeps: nothing the learner's code does escapes as a traceback or a
 hang. ``attempt`` runs a call in a daemon thread and waits for it at most a
-given time; whatever it raised comes back as a value to describe.
+given time; whatever it raised comes back as a value to describe, with the line
+of the learner's own code it came from (never a traceback), and a call still
+running can be told where it is waiting, or be stopped.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import re
+import sys
+import sysconfig
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
+from types import FrameType, TracebackType
 from typing import Any
 
 # How long one call of the learner's code may take before the check calls it stuck.
@@ -51,6 +60,73 @@ class Feedback:
             print(line, flush=True)
 
 
+# -- the learner's own lines ----------------------------------------------------------------------
+
+_LABCHAT = Path(__file__).resolve().parent.parent
+_LIBRARIES = tuple(
+    {Path(sysconfig.get_paths()[key]).resolve() for key in ("stdlib", "platstdlib", "purelib", "platlib")}
+)
+# IPython compiles each cell as a file of its own: /tmp/ipykernel_<pid>/<hash>.py, <ipython-input-...>
+_CELL = re.compile(r"ipykernel_\d+[/\\]\d+\.py$|^<ipython-input-")
+
+
+def learners_file(filename: str) -> bool:
+    """True for a file of the learner's: not labchat, not Python's own library or site-packages
+    (shared by the checks that name the learner's line in their own words)."""
+    if filename.startswith("<"):
+        return bool(_CELL.match(filename))  # <string>, <frozen ...>: no line a learner could find
+    path = Path(filename).resolve()
+    return not any(path.is_relative_to(root) for root in (_LABCHAT, *_LIBRARIES))
+
+
+def _place(frame: FrameType, line: int) -> str:
+    filename = frame.f_code.co_filename
+    where = "your cell" if _CELL.search(filename) else Path(filename).name
+    return f"line {line} of {where}"
+
+
+def learners_line(error: BaseException) -> str:
+    """Where in the learner's code ``error`` came from: 'line 7 of your cell', or '' if not from there."""
+    found = ""
+    tb: TracebackType | None = error.__traceback__
+    while tb is not None:  # outermost first: the last of theirs is the innermost
+        if learners_file(tb.tb_frame.f_code.co_filename):
+            found = _place(tb.tb_frame, tb.tb_lineno)
+        tb = tb.tb_next
+    return found
+
+
+def raised(who: str, error: BaseException) -> str:
+    """'your serve_once raised TypeError: ... (line 7 of your cell)': the error in one line, no traceback."""
+    line, said = learners_line(error), describe(error)
+    if len(said) > 200:
+        said = said[:197] + "..."
+    return f"{who} raised {said}" + (f" ({line})" if line else "")
+
+
+def _shown(value: Any, keep: int = 60) -> str:
+    """``repr(value)``, cut to ``keep`` characters (a 4 MB value is not repr'd whole first)."""
+    if isinstance(value, (str, bytes, bytearray)) and len(value) > keep // 2:
+        unit = "characters" if isinstance(value, str) else "bytes"
+        return f"{value[: keep // 3]!r}... ({len(value):,} {unit})"
+    shown = repr(value)
+    return shown if len(shown) <= keep else shown[: keep - 3] + "..."
+
+
+def returned(value: Any, expected: str) -> str:
+    """'returned a str, 'hi', not bytes': for a value of the wrong type, what it was and what was wanted."""
+    if value is None:
+        return f"returned None, not {expected} (is a `return` missing?)"
+    shown = _shown(value)
+    kind = type(value).__name__
+    article = "an" if kind[:1].lower() in "aeiou" else "a"
+    return f"returned {article} {kind}, {shown}, not {expected}"
+
+
+class _Stopped(BaseException):
+    """Raised inside a learner's thread that the check gave up on, to end a loop that never would."""
+
+
 @dataclass
 class Attempt:
     """How one call of the learner's code went: a value, an exception, or still running."""
@@ -58,6 +134,8 @@ class Attempt:
     value: Any = None
     error: BaseException | None = None
     done: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    stopped_at: str = ""  # where a call the check stopped was, when it was stopped
 
     @property
     def stuck(self) -> bool:
@@ -79,6 +157,35 @@ class Attempt:
             return f"it raised {describe(self.error)}"
         return "it worked"
 
+    def where(self) -> str:
+        """For a call still running, the line of the learner's code it is at now: 'line 5 of your cell'."""
+        if self.stopped_at:
+            return self.stopped_at
+        thread = self.thread
+        frame = sys._current_frames().get(thread.ident) if thread and thread.ident else None
+        while frame is not None:  # innermost first: the first of theirs is the one to name
+            if learners_file(frame.f_code.co_filename):
+                return _place(frame, frame.f_lineno)
+            frame = frame.f_back
+        return ""
+
+    def did(self, who: str, after: float = PATIENCE) -> str:
+        """The outcome as a sentence: 'WHO returned b'x'', 'WHO raised ...', 'WHO was still running ...'."""
+        if self.stuck:
+            at = self.where()
+            return f"{who} was still running after {after:g} s" + (f" (at {at})" if at else "")
+        if self.error is not None:
+            return raised(who, self.error)
+        return f"{who} returned {_shown(self.value)}"
+
+    def stop(self) -> None:
+        """End a call that is still running, if it runs Python code (a loop); one blocked in C stays."""
+        if self.stuck and self.thread is not None and self.thread.ident is not None:
+            self.stopped_at = self.where()
+            ctypes.pythonapi.PyThreadState_SetAsyncExc(
+                ctypes.c_ulong(self.thread.ident), ctypes.py_object(_Stopped)
+            )
+
 
 def describe(error: BaseException) -> str:
     text = str(error)
@@ -94,12 +201,45 @@ def attempt(
     def run() -> None:
         try:
             outcome.value = call(*args)
+        except _Stopped:  # the check gave up on it: it stays "still running" for the check
+            return
         except BaseException as error:  # the learner's code may raise anything, SystemExit too
             outcome.error = error
         outcome.done.set()
 
-    threading.Thread(target=run, name=name, daemon=True).start()
+    outcome.thread = threading.Thread(target=run, name=name, daemon=True)
+    outcome.thread.start()
     return outcome.wait(timeout)
+
+
+@contextlib.contextmanager
+def quiet_threads(patience: float = 1.0) -> Iterator[list[BaseException]]:
+    """Keep the tracebacks of threads the learner's code starts out of the cell; collect their errors.
+
+    A learner's own thread (a sender in ``swap``, say) raises when the check closes
+    its socket; Python would print that traceback into the cell. While this block
+    runs, and up to ``patience`` seconds after it while those threads end, their
+    exceptions are collected instead. Threads that were running before are left alone.
+    """
+    before = set(threading.enumerate())
+    previous = threading.excepthook
+    caught: list[BaseException] = []
+
+    def hook(args: Any) -> None:
+        if args.thread is not None and args.thread not in before and args.exc_value is not None:
+            caught.append(args.exc_value)
+        else:
+            previous(args)
+
+    threading.excepthook = hook
+    try:
+        yield caught
+    finally:
+        for thread in set(threading.enumerate()) - before:
+            if thread is not threading.current_thread():
+                thread.join(patience / 4)
+        if threading.excepthook is hook:
+            threading.excepthook = previous
 
 
 def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]:
@@ -111,10 +251,22 @@ def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]
             try:
                 body(feedback, *args, **kwargs)
             except Exception as error:  # a surprise in the check must not become a traceback either
-                feedback.not_yet(
-                    f"the check stopped early ({describe(error)})",
-                    "look at the last 'ok' line: the part after it is where to look",
-                )
+                line = learners_line(error)
+                if line:
+                    feedback.not_yet(
+                        f"the check stopped early: {raised('your code', error)}",
+                        "look at that line of your code: the check cannot go on past it",
+                    )
+                elif any(said.startswith("ok: ") for said in feedback.result.lines):
+                    feedback.not_yet(
+                        f"the check stopped early ({describe(error)})",
+                        "look at the last 'ok' line: the part after it is where to look",
+                    )
+                else:
+                    feedback.not_yet(
+                        f"the check stopped at its first step ({describe(error)})",
+                        "nothing worked yet: start with the first thing the exercise asks for",
+                    )
             return feedback.result
 
         check.__name__ = body.__name__

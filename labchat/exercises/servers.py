@@ -17,7 +17,6 @@ import contextlib
 import logging
 import re
 import socket
-import sysconfig
 import threading
 import time
 import traceback
@@ -26,23 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from . import wire
-from .feedback import Attempt, Feedback, attempt, describe, guarded
-
-# Files that are not the learner's: labchat itself, and Python's own library.
-_NOT_THEIRS = tuple(
-    {str(Path(__file__).resolve().parent.parent)}
-    | {sysconfig.get_paths()[name] for name in ("stdlib", "platstdlib", "purelib", "platlib")}
-)
-
-
-def _theirs(filename: str) -> bool:
-    if filename.startswith("<frozen"):
-        return False
-    try:
-        path = str(Path(filename).resolve())
-    except OSError:
-        return True
-    return not path.startswith(_NOT_THEIRS)
+from .feedback import Attempt, Feedback, attempt, describe, guarded, learners_file
 
 
 def learner_error(error: BaseException) -> str:
@@ -56,7 +39,7 @@ def learner_error(error: BaseException) -> str:
     said = re.sub(r"<socket\.socket (?:\[closed\] )?fd=(-?\d+)[^>]*>", r"<socket fd=\1>", describe(error))
     if len(said) > 200:
         said = said[:197] + "..."
-    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if _theirs(frame.filename)]
+    frames = [frame for frame in traceback.extract_tb(error.__traceback__) if learners_file(frame.filename)]
     if not frames:
         return said
     frame = frames[-1]
