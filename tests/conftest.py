@@ -435,7 +435,9 @@ def no_stray_threads() -> Iterator[None]:
     yield
     deadline = time.monotonic() + WAIT
     while (left := _live_labchat_threads() - before) and time.monotonic() < deadline:
-        next(iter(left)).join(0.05)
+        thread = next(iter(left))
+        if thread._started.wait(0.05):  # (one that is still starting cannot be joined yet)
+            thread.join(0.05)
     if left:
         pytest.fail(f"threads still alive after the test: {sorted(t.name for t in left)}")
 
