@@ -10,6 +10,7 @@ stop it. Waits are on events, each with a deadline.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import signal
 import socket
@@ -392,6 +393,270 @@ def test_a_server_frozen_past_its_heartbeat_is_announced_gone_then_back(shared_r
     while not seen or seen[-1].get("text") != "I was only asleep":
         seen.append(ada.event())
     assert not [e for e in seen if e.get("sender") == "ada" and e["type"] in ("leave", "join")]
+
+
+def _key(room: str, name: str) -> str:
+    return f"labchat:{{{room}}}:{name}"
+
+
+def _warnings(caplog: pytest.LogCaptureFixture, *words: str) -> list[str]:
+    """The backplane's warnings that say every one of ``words``."""
+    said = [r.getMessage() for r in caplog.records if r.name == "labchat.backplane" and r.levelno >= 30]
+    return [line for line in said if all(word in line for word in words)]
+
+
+def test_what_anyone_writes_into_the_room_s_keys_is_skipped_and_the_room_carries_on(
+    shared_redis, shared, clients, room, caplog
+):
+    import redis as redis_py
+
+    caplog.set_level(logging.WARNING, logger="labchat.backplane")
+    here, there = shared(shared_redis.url), shared(shared_redis.url)
+    ada, bob = clients(here, "ada"), clients(there, "bob")
+    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    db = redis_py.Redis.from_url(shared_redis.url)
+    line = json.dumps({"type": "message", "sender": "mallory", "text": "forged", "seq": 1})
+    bad = [  # what the warning says is wrong, and what is written
+        ("it has no field 'e'", {"junk": "x"}),
+        ("a JSON list, not an object", {"e": "[1, 2, 3]"}),
+        ("UnicodeDecodeError", {"e": b"\xff\x00garbage"}),
+    ]
+    for ref in (1.5, None, [1]):
+        body = {"v": 1, "o": "x", "d": [[line, [ref]]]}
+        bad.append(("not for everyone (null) nor for a list", {"e": json.dumps(body)}))
+    ids = [(why, db.xadd(_key(room, "events"), fields).decode()) for why, fields in bad]
+    db.sadd(_key(room, "servers"), b"\xff\xfe")  # no server's name
+    db.sadd(_key(room, "servers"), "gone")  # a dead "server" whose member has no tab
+    db.hset(_key(room, "members:gone"), "zed", "no tab")
+    db.sadd(_key(room, "servers"), "alive")  # a live one, listed by /who
+    db.hset(_key(room, "members:alive"), "zed", "no tab")
+    db.set(_key(room, "server:alive"), "1", px=60_000)
+    db.set(_key(room, "nick:cy"), "no tab")  # no server's claim
+    ada.send("after")
+    for person in (ada, bob):
+        assert person.receive_until(is_message("after")).seq > 0
+    cy = clients(there, "cy")
+    assert cy.welcome.users == ("ada", "bob", "cy")
+    bob.send("/who")
+    assert bob.receive_until(lambda e: e.kind == "system" and e.users).users == ("ada", "bob", "cy")
+    third = shared(shared_redis.url)  # a server that starts now reads the same log
+    dan = clients(third, "dan")
+    cy.send("hello dan")
+    assert dan.receive_until(is_message("hello dan")).sender == "cy"
+    assert wait_until(lambda: not db.sismember(_key(room, "servers"), "gone"), LEAVE_WAIT)
+    for server in (here, there, third):
+        assert server.backplane._thread.is_alive() and not server.backplane.down
+    for why, entry_id in ids:  # each named, once by each server that read it
+        said = _warnings(caplog, entry_id, "cannot be read", why)
+        assert 1 <= len(said) <= 3, (why, said)
+    assert 1 <= len(_warnings(caplog, "servers holds b'\\xff\\xfe', which is not UTF-8")) <= 3
+    assert 1 <= len(_warnings(caplog, "members:alive holds 'no tab', not FIRST<TAB>NICK")) <= 3
+    assert len(_warnings(caplog, "members:gone holds 'no tab'")) == 1
+    db.delete(_key(room, "server:alive"))
+    db.close()
+
+
+def test_a_room_key_of_the_wrong_type_keeps_servers_apart_said_once_until_it_is_mended(
+    shared_redis, shared, clients, room, caplog
+):
+    import redis as redis_py
+
+    from labchat.backplane.link import RETRY_MAX
+
+    caplog.set_level(logging.WARNING, logger="labchat.backplane")
+    here, there = shared(shared_redis.url), shared(shared_redis.url)
+    ada, bob = clients(here, "ada"), clients(there, "bob")
+    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    db = redis_py.Redis.from_url(shared_redis.url)
+    db.delete(_key(room, "events"))
+    db.set(_key(room, "events"), "not a stream")
+    ada.send("alone")
+    ada.receive_until(has_code("backplane-down"))
+    assert ada.receive_until(is_message("alone")).seq == 0
+    bob.receive_until(has_code("backplane-down"))
+    for person in (ada, bob):  # no coming and going every half second: apart until mended
+        with pytest.raises(TimeoutError):
+            person.receive_until(has_code("backplane-up"), timeout=1.5)
+    said = _warnings(caplog, f"holds a string at {_key(room, 'events')}, where this room keeps a stream")
+    assert 1 <= len(said) <= 2, said  # once by each server
+    db.delete(_key(room, "events"))
+    for person in (ada, bob):
+        person.receive_until(has_code("backplane-up"), timeout=RETRY_MAX + LEAVE_WAIT)
+    ada.send("together again")
+    heard = bob.receive_until(is_message("together again"))
+    assert heard.seq > 0 and ada.receive_until(is_message("together again")).seq == heard.seq
+    db.close()
+
+
+def test_a_redis_stalled_past_every_heartbeat_takes_no_live_server_for_dead(
+    redis, make_server, room, clients
+):
+    beat, ttl = 0.5, 1.5
+
+    def server() -> ChatServer:
+        return make_server(bot=False, backplane=Backplane(redis.url, room, beat=beat, ttl=ttl))
+
+    here, there = server(), server()
+    ada, bob = clients(here, "ada"), clients(there, "bob")
+    for person in (ada, bob):
+        person.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    stalled = time.monotonic()
+    redis.proc.send_signal(signal.SIGSTOP)  # a swapped-out or suspended Redis: sockets stay open
+    try:
+        ada.send("while Redis sleeps")  # its publish times out: ada's server is cut off
+        ada.receive_until(has_code("backplane-down"))
+        # Every heartbeat expires on Redis's clock meanwhile; the other server's reading
+        # thread waits in Redis all along (its read outlasts the stall).
+        time.sleep(max(0.0, stalled + 2.2 - time.monotonic()))
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)
+    ada.receive_until(has_code("backplane-up"), timeout=LEAVE_WAIT)
+    link = there.backplane  # the server that read first after the stall: regular for a while again
+    assert wait_until(lambda: link._beat_ok - link._steady_since >= ttl + 2 * beat, LEAVE_WAIT)
+    ada.send("after the stall")
+    seen = events_until(bob, is_message("after the stall"))
+    assert [(e.kind, e.sender) for e in seen if e.kind in ("leave", "join")] == []
+    assert "ada" in here.users() and set(bob.welcome.users) == {"ada", "bob"}
+
+
+def test_an_entry_that_takes_long_to_decode_does_not_stop_the_heartbeat(redis, make_server, room, clients):
+    import redis as redis_py
+
+    from labchat.backplane.entries import unpack
+
+    beat, ttl = 0.3, 1.2
+    server = make_server(bot=False, backplane=Backplane(redis.url, room, beat=beat, ttl=ttl))
+    ada = clients(server, "ada")
+    db = redis_py.Redis.from_url(redis.url)
+    db.config_set("notify-keyspace-events", "Ex")
+    expired = db.pubsub()
+    expired.subscribe("__keyevent@0__:expired")
+    assert expired.get_message(timeout=WAIT)["type"] == "subscribe"
+    line = json.dumps({"type": "join", "seq": 1})
+
+    def entry(count: int) -> bytes:  # many short events, for session 1 of another server
+        return json.dumps({"v": 1, "o": "x", "d": [[line, [1]]] * count}).encode()
+
+    started = time.monotonic()
+    unpack(entry(10_000), "10000-0")
+    count = int(10_000 * 2 * ttl / max(time.monotonic() - started, 1e-3))  # two heartbeats' life
+    count = max(10_000, min(count, 1_000_000))
+    top = int(db.xrevrange(_key(room, "events"), count=1)[0][0].decode().split("-")[0])
+    db.xadd(_key(room, "events"), {"e": entry(count)}, id=f"{top + count}-0")
+    ada.send("after the long one")
+    assert ada.receive_until(is_message("after the long one"), timeout=LEAVE_WAIT + 30).seq > top + count
+    heartbeat = _key(room, f"server:{server.backplane.sid}")
+    lapses = []
+    while (message := expired.get_message(timeout=0.2)) is not None:
+        lapses.append(message["data"].decode())
+    assert heartbeat not in lapses
+    assert not server.backplane.down and db.sismember(_key(room, "servers"), server.backplane.sid)
+    expired.close()
+    db.close()
+
+
+def test_numbering_survives_a_log_emptied_or_deleted_under_its_epoch(shared_redis, room):
+    import redis as redis_py
+
+    from labchat.backplane.entries import Item, pack
+    from labchat.backplane.redis import MAXLEN, RedisLog, Unreachable
+
+    db = redis_py.Redis.from_url(shared_redis.url)
+    events = _key(room, "events")
+    log = RedisLog(shared_redis.url, room, "s1")
+    payload = pack("s1", [Item(Event(kind="message", sender="ada", text="hi", seq=1), None)])
+    try:
+        epoch, made = log.epoch("ab12", 0, pack("s1", []))
+        assert made and db.exists(events)  # a log exists whenever its epoch does
+        assert [log.append(epoch, 0, 1, payload) for _ in range(3)] == ["1-0", "2-0", "3-0"]
+        db.xtrim(events, maxlen=0)  # emptied: the stream still knows the last ID it gave
+        assert log.append(epoch, 1, 1, payload) == "4-0"  # from a server that read up to 1
+        db.xdel(events, "4-0")  # its top entry deleted
+        assert log.append(epoch, 2, 1, payload) == "5-0"
+        db.delete(events)  # gone while its epoch stays: lost, not begun again from 1
+        with pytest.raises(Unreachable) as lost:
+            log.append(epoch, 5, 1, payload)
+        assert lost.value.reset
+        again, made = log.epoch("cd34", 5 + MAXLEN, pack("s1", []))
+        assert (again, made) == ("cd34", True)
+        assert log.append(again, 5, 1, payload) == f"{5 + MAXLEN + 1}-0"
+        assert log.append(again, 10**14, 1, payload) == f"{10**14 + 1}-0"  # written out whole
+    finally:
+        log.close()
+        db.close()
+
+
+def test_a_log_deleted_under_a_running_room_is_numbered_on_above_everything_seen(
+    shared_redis, shared, clients, room
+):
+    import redis as redis_py
+
+    here, there = shared(shared_redis.url), shared(shared_redis.url)
+    ada, bob = clients(here, "ada"), clients(there, "bob")
+    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    bob.send("one")
+    seen = ada.receive_until(is_message("one")).seq
+    bob.receive_until(is_message("one"))
+    db = redis_py.Redis.from_url(shared_redis.url)
+    db.delete(_key(room, "events"))
+    for person in (ada, bob):  # each server finds the log lost at its next publish
+        person.send(f"after {person.nick}")
+        person.receive_until(has_code("backplane-down"))
+        assert person.receive_until(is_message(f"after {person.nick}")).seq == 0
+        person.receive_until(has_code("backplane-up"), timeout=LEAVE_WAIT)
+    ada.send("numbered on")
+    heard = [person.receive_until(is_message("numbered on")).seq for person in (ada, bob)]
+    assert heard[0] == heard[1] > seen
+    db.close()
+
+
+def test_complaints_say_each_thing_once_and_few_of_a_kind_at_a_time(caplog):
+    from labchat.backplane.redis import Complaints
+
+    caplog.set_level(logging.WARNING, logger="labchat.backplane")
+    now = [0.0]
+    complain = Complaints(every=60.0, burst=2, clock=lambda: now[0])
+    assert complain("entry", "1-0", "entry 1-0 is bad")
+    assert not complain("entry", "1-0", "entry 1-0 is bad")  # the same thing: said already
+    assert complain("entry", "2-0", "entry 2-0 is bad")
+    assert not complain("entry", "3-0", "entry 3-0 is bad")  # a third of a kind in a minute: held
+    assert complain("servers", "x", "servers holds x")  # another kind has its own count
+    now[0] = 61.0
+    assert complain("entry", "4-0", "entry 4-0 is bad")
+    assert [r.getMessage() for r in caplog.records] == [
+        "entry 1-0 is bad",
+        "entry 2-0 is bad",
+        "servers holds x",
+        "entry 4-0 is bad (and 1 more like it before, not shown)",
+    ]
+
+
+def test_an_entry_that_is_not_one_is_malformed_and_nothing_else():
+    from labchat.backplane.entries import Malformed, unpack
+
+    line = json.dumps({"type": "message", "sender": "m", "text": "t", "seq": 1})
+    for data in [
+        b"\xff\x00",
+        b"[1, 2, 3]",
+        b"7",
+        b'{"v": 2}',
+        b'{"v": 1, "o": 5, "d": []}',
+        b'{"v": 1, "o": "x", "d": {}}',
+        b'{"v": 1, "o": "x", "d": [], "j": 7}',
+        b'{"v": 1, "o": "x", "d": [], "j": ["a", null]}',
+        b'{"v": 1, "o": "x", "d": [], "x": []}',
+        b'{"v": 1, "o": "x", "d": [7]}',
+        b'{"v": 1, "o": "x", "d": [[7, null]]}',
+        b'{"v": 1, "o": "x", "d": [["not json", null]]}',
+        *(
+            json.dumps({"v": 1, "o": "x", "d": [[line, to]]}).encode()
+            for to in ([1.5], [None], [[1]], [True], [""], 3, "bob")
+        ),
+        json.dumps({"v": 1, "o": "x", "d": [[line, None]] * 3}).encode(),  # 3 numbers below "2-0"
+        b"[" * 100_000 + b"]" * 100_000,
+    ]:
+        with pytest.raises(Malformed):
+            unpack(data, "2-0")
 
 
 def test_an_entry_is_numbered_by_its_place_in_the_log():

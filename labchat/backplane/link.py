@@ -16,6 +16,16 @@ silently: when Redis cannot be reached, what was published and not yet read
 back is delivered here at once, and from then on this server's members hear
 each other (``seq`` 0: outside the shared order) until Redis answers again;
 then the log is read on from where it was left, and nothing is delivered twice.
+
+The reading thread never dies of what it reads. Anyone who can write to Redis
+can write to the room's keys; an entry or a key that is not what a labchat
+server writes is skipped, said once in the server's log, and the room carries
+on. A key of the wrong type that the room cannot do without keeps this server
+apart (as if Redis were out of reach) until it is mended, said once, tried
+again less and less often. And a server announces others dead only when its
+own beats have been regular for a whole heartbeat's life: after Redis (or this
+server) stalled, every heartbeat may have expired, and the others are given
+that long to beat again.
 """
 
 from __future__ import annotations
@@ -33,14 +43,14 @@ from ..nicks import skeleton
 from ..protocol import Event
 from ..room import Delivery, Remote
 from .address import BackplaneError, check_room, check_url, redact
-from .entries import Entry, Item, numbered, pack, unpack
+from .entries import Entry, Item, Malformed, numbered, pack, unpack
 from .mirror import Mirror
 from .peers import UNAVAILABLE, SharedPeers
 
 if TYPE_CHECKING:
     from ..engine.core import ChatServerCore
     from ..engine.fanout import Hub
-    from .redis import RedisLog
+    from .redis import Complaints, RedisLog
 
 log = logging.getLogger("labchat.backplane")
 
@@ -52,8 +62,13 @@ TTL = 3.0
 NICK_TTL = 15.0
 # The longest the reading thread waits in Redis before it looks at the time again.
 READ_WAIT = 0.25
-# How often a server whose Redis is gone tries it again.
+# How often a server whose Redis is gone tries it again; when Redis answers but refuses the
+# room (a key of the wrong type, say), each try waits twice as long, up to RETRY_MAX.
 RETRY = 0.5
+RETRY_MAX = 8.0
+# A beat that comes more than this many BEAT intervals after the last one means this server
+# could not reach Redis for a while (or Redis, or this server, stalled).
+IRREGULAR = 1.5
 # Entries read at start for the room's recent past (history and replay).
 LOAD = 2000
 # How long the one server announcing a dead server's leaves holds the job.
@@ -109,8 +124,14 @@ class Backplane:
         self._progress = threading.Condition()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._up_since = 0.0
+        self._up_since = 0.0  # when this server last joined the room (started or came back)
         self._next_beat = 0.0
+        self._beat_soon = False  # a beat between slices of a long batch failed: beat on return
+        self._beat_ok = 0.0  # when the last beat came back
+        self._steady_since = 0.0  # since when every beat came in time (none missed)
+        self._retry = RETRY  # how long the thread waits before it tries Redis again
+        self._refused = ""  # why the room could not be joined again, this time (said once)
+        self._last_refusal = ""  # the last refusal that took this server out (said once)
 
     def __repr__(self) -> str:
         state = "down" if self.down else ("up" if self.log is not None else "not started")
@@ -156,9 +177,10 @@ class Backplane:
         try:
             redis_log.ping()
             redis_log.check_version()
+            redis_log.check_keys()
             self._epoch, _ = redis_log.epoch(secrets.token_hex(8), 0, pack(self.sid, []))
-            for n, (entry_id, data) in enumerate(redis_log.tail(LOAD)):
-                self._load(entry_id, data, first=n == 0)
+            for entry_id, data in redis_log.tail(LOAD):
+                self._load(entry_id, data, redis_log.complain)
             self.peers.muted.update(redis_log.muted())
             redis_log.register(self.ttl)
         except BackplaneError:
@@ -166,7 +188,7 @@ class Backplane:
             self._hub = None
             raise
         self.log = redis_log
-        self._up_since = time.monotonic()
+        self._up_since = self._beat_ok = self._steady_since = time.monotonic()
         self._next_beat = self._up_since + self.beat
         self._thread = threading.Thread(target=self._run, name="labchat-backplane", daemon=True)
         self._thread.start()
@@ -187,17 +209,30 @@ class Backplane:
                 pass  # its heartbeat expires, and the others tidy up
         redis_log.close()
 
-    def _load(self, entry_id: str, data: bytes, *, first: bool) -> None:
-        try:
-            entry = unpack(data, entry_id)
-        except (ValueError, KeyError, TypeError, IndexError) as exc:
-            log.warning("entry %s of the room's log cannot be read (%s); skipped", entry_id, exc)
+    def _load(self, entry_id: str, data: bytes | None, complain: Complaints) -> None:
+        """One entry of the room's recent past, read at start (the oldest first)."""
+        entry = self._decode(entry_id, data, complain)
+        if entry is None:
             self._last_id = entry_id
             return
-        if first:
+        if not self._high:  # nothing numbered loaded yet: nothing before this entry is held
             self._mirror.missed(entry.last - numbered(list(entry.items)) + 1)
         self._mirror.add(entry)
         self._last_id, self._high = entry.id, max(self._high, entry.last)
+
+    def _decode(
+        self, entry_id: str, data: bytes | None, complain: Complaints, tick: Callable[[], None] | None = None
+    ) -> Entry | None:
+        """An entry read from the log, or None (said once) if it is not one."""
+        if data is None:
+            why = "it has no field 'e'"
+        else:
+            try:
+                return unpack(data, entry_id, tick=tick)
+            except Malformed as exc:
+                why = str(exc)
+        complain("entry", entry_id, f"entry {entry_id} of the room's log cannot be read ({why}); skipped")
+        return None
 
     # -- publishing (the delivery lock is held) -----------------------------------------------
 
@@ -302,6 +337,7 @@ class Backplane:
     def _resolve(self, entry: Entry, mine: bool) -> list[Delivery]:
         """The entry's deliveries for the members here; a join's backlog after its welcome."""
         out = []
+        called: dict[str, Hashable | None] = {}  # nick -> member here, for this entry
         for item in entry.items:
             if item.to is None:
                 out.append(Delivery(item.event))
@@ -310,8 +346,12 @@ class Backplane:
             for ref in item.to:
                 if isinstance(ref, int):
                     member = self._sessions.get(ref) if mine else None
+                elif mine:
+                    member = None
+                elif ref in called:
+                    member = called[ref]
                 else:
-                    member = None if mine else self._member_called(ref)
+                    member = called[ref] = self._member_called(ref)
                 if member is not None:
                     found.append(member)
             if not found:
@@ -369,11 +409,24 @@ class Backplane:
     # -- when Redis goes away, and comes back -------------------------------------------------
 
     def fail(self, exc: BaseException) -> None:
-        """Redis is out of reach (the delivery lock is held): deliver what was in flight, say so."""
+        """Redis is out of reach (the delivery lock is held): deliver what was in flight, say so.
+
+        If Redis answered but refused (not ``Unreachable``) soon after this server came back,
+        the next tries wait longer, and the same refusal is not said again."""
+        from .redis import Unreachable
+
         if self.down or self.log is None:
             return
         self.down = True
-        log.warning("%s; until it answers, this server's members hear only each other", exc)
+        refused = not isinstance(exc, Unreachable)
+        if refused and time.monotonic() - self._up_since < RETRY_MAX * 2:
+            self._retry = min(self._retry * 2, RETRY_MAX)
+        else:
+            self._retry = RETRY
+        if not refused or str(exc) != self._last_refusal:
+            log.warning("%s; until it answers, this server's members hear only each other", exc)
+        if refused:
+            self._last_refusal = str(exc)
         pending, self._pending = self._pending, {}
         for entry_id, payload in pending.items():
             self._early.add(entry_id)
@@ -396,7 +449,10 @@ class Backplane:
             with self._hub.delivering():
                 to_end = self._rejoin()
         except BackplaneError as exc:
-            log.info("the backplane answers but the room cannot be joined yet: %s", exc)
+            if str(exc) != self._refused:  # said once; tried again less and less often
+                log.warning("the backplane answers but the room cannot be joined yet: %s", exc)
+                self._refused = str(exc)
+            self._retry = min(self._retry * 2, RETRY_MAX)
             return
         for member, reason in to_end:
             member.end(reason, fault=True)
@@ -411,6 +467,7 @@ class Backplane:
         from .redis import MAXLEN
 
         redis_log = self.log
+        redis_log.check_keys()
         floor = self._high + MAXLEN if self._high else 0
         epoch, _ = redis_log.epoch(secrets.token_hex(8), floor, pack(self.sid, []))
         wiped = epoch != self._epoch
@@ -438,8 +495,9 @@ class Backplane:
         if ours - theirs:
             redis_log.set_muted(ours - theirs, set())
         was_down, self.down = self.down, False
-        self._up_since = time.monotonic()
+        self._up_since = self._beat_ok = self._steady_since = time.monotonic()
         self._next_beat = 0.0
+        self._refused = ""
         if was_down:
             log.warning("the backplane %s answers again: this server is back in the shared room", self.shown)
             self._hand([Delivery(_notice("system", "backplane-up", UP_TEXT))])
@@ -469,42 +527,60 @@ class Backplane:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            if self.down:
-                if self._stop.wait(RETRY):
-                    break
-                self._try_again()
-                continue
             try:
-                now = time.monotonic()
-                if now >= self._next_beat:
-                    self._next_beat = now + self.beat
-                    self._beat_once(now)
-                    if self.down:
-                        continue
-                wait = max(0.01, min(READ_WAIT, self._next_beat - time.monotonic()))
-                found = self.log.read(self._last_id, block=wait)
-            except BackplaneError as exc:
-                with self._hub.delivering():
-                    self.fail(exc)
-                continue
-            if found:
-                self._take_all(found)
+                self._step()
+            except Exception as exc:  # nothing read from Redis may end this thread
+                self.log.complain(
+                    "thread",
+                    f"{type(exc).__name__}: {exc}",
+                    f"the backplane's reading thread met {type(exc).__name__}: {exc}; it carries on",
+                    exc_info=True,
+                )
+                self._stop.wait(RETRY)
 
-    def _take_all(self, found: list[tuple[str, bytes]]) -> None:
-        entries: list[tuple[str, Entry | None]] = []
-        for entry_id, data in found:
-            try:
-                entries.append((entry_id, unpack(data, entry_id)))
-            except (ValueError, KeyError, TypeError, IndexError) as exc:
-                log.warning("entry %s of the room's log cannot be read (%s); skipped", entry_id, exc)
-                entries.append((entry_id, None))
+    def _step(self) -> None:
+        """Once round the reading thread's loop: beat if it is time, read, deliver what was read."""
+        if self.down:
+            if not self._stop.wait(self._retry):
+                self._try_again()
+            return
+        try:
+            now = time.monotonic()
+            if now >= self._next_beat or self._beat_soon:
+                self._next_beat, self._beat_soon = now + self.beat, False
+                self._beat_once()
+                if self.down:
+                    return
+            wait = max(0.01, min(READ_WAIT, self._next_beat - time.monotonic()))
+            found = self.log.read(self._last_id, block=wait)
+        except BackplaneError as exc:
+            with self._hub.delivering():
+                self.fail(exc)
+            return
+        if found:
+            self._take_all(found)
+
+    def _take_all(self, found: list[tuple[str, bytes | None]]) -> None:
+        complain = self.log.complain
+        entries = []
+        for entry_id, data in found:  # decoded with no lock held, beating if a long batch takes long
+            self._beat_if_due()
+            entries.append((entry_id, self._decode(entry_id, data, complain, self._beat_if_due)))
         mutes: dict[str, bool] = {}
         with self._hub.delivering():
             for entry_id, entry in entries:
+                self._beat_if_due()
                 if entry is None:
                     self._last_id = entry_id
-                else:
+                    continue
+                try:
                     self._take(entry, mutes)
+                except Exception as exc:  # one entry must not stop the room
+                    self._last_id = entry_id
+                    why = f"{type(exc).__name__}: {exc}"
+                    complain(
+                        "entry", entry_id, f"entry {entry_id} of the room's log was not delivered ({why})"
+                    )
         with self._progress:
             self._progress.notify_all()
         if mutes:
@@ -512,21 +588,61 @@ class Backplane:
             try:
                 self.log.set_muted(muted, set(mutes) - muted)
             except BackplaneError as exc:
-                with self._hub.delivering():
-                    self.fail(exc)
+                self._refusal_or_fail(exc, "mutes", "the room's mutes could not be recorded")
 
-    def _beat_once(self, now: float) -> None:
+    def _refusal_or_fail(self, exc: BackplaneError, kind: str, what: str) -> None:
+        """Redis out of reach: ``fail``. Redis refused one step the room can do without: said once."""
+        from .redis import Unreachable
+
+        if isinstance(exc, Unreachable):
+            with self._hub.delivering():
+                self.fail(exc)
+        else:
+            self.log.complain(kind, str(exc), f"{what}: {exc}")
+
+    def _beat(self) -> bool:
+        """One heartbeat, this server's nicks kept; False if the others took it for dead."""
         keys = [skeleton(nick) for nick in self._hub.room.nicks()]
-        if not self.log.beat(self.ttl, self.nick_ttl, keys):
+        registered = self.log.beat(self.ttl, self.nick_ttl, keys)
+        done = time.monotonic()
+        if done - self._beat_ok > self.beat * IRREGULAR:
+            self._steady_since = done  # a beat was missed: regular again from now on
+        self._beat_ok = done
+        return registered
+
+    def _beat_if_due(self) -> None:
+        """While a long batch is decoded and delivered: beat if it is time (no more; the loop
+        does the rest at its next beat), so the others do not take this server for dead."""
+        now = time.monotonic()
+        if now < self._next_beat or self.down:
+            return
+        self._next_beat = now + self.beat
+        try:
+            registered = self._beat()
+        except BackplaneError:
+            registered = False
+        self._beat_soon = not registered  # the loop's next beat finds out why, and acts on it
+
+    def _beat_once(self) -> None:
+        if not self._beat():
             with self._hub.delivering():
                 to_end = self._rejoin()
             for member, reason in to_end:
                 member.end(reason, fault=True)
             return
-        if now - self._up_since < self.ttl:
-            return  # just (re)joined: the others get as long to beat again before any is taken for dead
+        if self._beat_ok - self._steady_since < self.ttl:
+            # Just (re)joined, or beats were missed: Redis may have stalled, and every heartbeat
+            # expired meanwhile. The others get a whole heartbeat's life to beat again.
+            return
         for sid in self.log.dead():
-            self._reap(sid)
+            try:
+                self._reap(sid)
+            except BackplaneError as exc:
+                self._refusal_or_fail(
+                    exc, "reap", f"the members of server {sid!r} could not be announced gone"
+                )
+                if self.down:
+                    return
 
     def _reap(self, sid: str) -> None:
         """Announce the leaves of a server that stopped beating (one server does, under a lock)."""
