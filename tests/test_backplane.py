@@ -519,6 +519,28 @@ def test_a_redis_stalled_past_every_heartbeat_takes_no_live_server_for_dead(
     assert "ada" in here.users() and set(bob.welcome.users) == {"ada", "bob"}
 
 
+def test_a_line_whose_append_timed_out_but_ran_later_is_delivered_once(redis, make_server, room, clients):
+    """Redis stalls past the command timeout with ada's append in its socket: her server delivers
+    the line at once (outside the shared order) and, when Redis wakes and runs the append after
+    all, does not deliver it a second time."""
+    here, there = (make_server(bot=False, backplane=Backplane(redis.url, room)) for _ in range(2))
+    ada, ann, bob = clients(here, "ada"), clients(here, "ann"), clients(there, "bob")
+    for person in (ada, ann):
+        person.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    redis.proc.send_signal(signal.SIGSTOP)
+    try:
+        ada.send("while Redis sleeps")
+        seen = {ada: events_until(ada, has_code("backplane-down"))}  # the append timed out
+    finally:
+        redis.proc.send_signal(signal.SIGCONT)  # ... and Redis now runs it
+    seen[ada] += events_until(ada, has_code("backplane-up"), timeout=LEAVE_WAIT)
+    ada.send("after the stall")
+    for person in (ada, ann, bob):
+        seen[person] = seen.get(person, []) + events_until(person, is_message("after the stall"))
+        said = [e.text for e in seen[person] if e.kind == "message"]
+        assert said.count("while Redis sleeps") == 1, (person.nick, said)
+
+
 def test_an_entry_that_takes_long_to_decode_does_not_stop_the_heartbeat(redis, make_server, room, clients):
     import redis as redis_py
 

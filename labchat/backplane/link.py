@@ -71,6 +71,8 @@ RETRY_MAX = 8.0
 IRREGULAR = 1.5
 # Entries read at start for the room's recent past (history and replay).
 LOAD = 2000
+# How many failed appends are remembered, in case Redis runs them after all (see _unsure).
+UNSURE = 1000
 # How long the one server announcing a dead server's leaves holds the job.
 REAP_HOLD = 10.0
 
@@ -117,6 +119,9 @@ class Backplane:
         self._last_id = "0-0"  # the last entry read from the log
         self._pending: dict[str, bytes] = {}  # published here, not read back yet: ID -> entry
         self._early: set[str] = set()  # delivered when Redis went away, before being read back
+        # Appends that failed and were delivered here at once: a Redis that stalled past the
+        # timeout may still run them when it wakes. Read back later, they are not delivered again.
+        self._unsure: dict[bytes, None] = {}
         self._sessions: weakref.WeakValueDictionary[int, Hashable] = weakref.WeakValueDictionary()
         self._live: dict[Hashable, None] = {}  # members here who have had their welcome, in order
         self._published = 0  # entries this server published ...
@@ -253,6 +258,9 @@ class Backplane:
         try:
             entry_id = redis_log.append(self._epoch, self._high, numbered(items), payload)
         except BackplaneError as exc:
+            self._unsure[payload] = None
+            while len(self._unsure) > UNSURE:
+                del self._unsure[next(iter(self._unsure))]
             self.fail(exc)
             self._locally(deliveries, join, joiner)
             return
@@ -316,10 +324,10 @@ class Backplane:
         mine = entry.origin == self.sid
         if mine and self._pending.pop(entry.id, None) is not None:
             self._delivered += 1
+        self._high = max(self._high, entry.last)  # (numbered, even if delivered here already)
         if entry.id in self._early:
             self._early.discard(entry.id)
             return
-        self._high = max(self._high, entry.last)
         if entry.skip == self.sid:
             return
         out = self._resolve(entry, mine)
@@ -473,6 +481,7 @@ class Backplane:
         wiped = epoch != self._epoch
         if wiped:
             self._early.clear()  # what was delivered early is gone with the old log: it never comes back
+            self._unsure.clear()  # (and an append delayed past the timeout finds another epoch)
         registered = redis_log.beat(self.ttl, self.nick_ttl, [])
         if not registered:
             redis_log.register(self.ttl)
@@ -565,6 +574,9 @@ class Backplane:
         entries = []
         for entry_id, data in found:  # decoded with no lock held, beating if a long batch takes long
             self._beat_if_due()
+            if self._unsure and data in self._unsure:  # an append that timed out, run after all:
+                del self._unsure[data]  # its lines were delivered here when it failed
+                self._early.add(entry_id)
             entries.append((entry_id, self._decode(entry_id, data, complain, self._beat_if_due)))
         mutes: dict[str, bool] = {}
         with self._hub.delivering():
