@@ -450,6 +450,16 @@ def hints(result: Result) -> str:
     return "\n".join(line for line in result.lines if line.startswith("not yet:"))
 
 
+def exercise_threads_end(patience: float = 3.0) -> bool:
+    """True once no thread the check started for the learner's code is still running."""
+    deadline = time.monotonic() + patience
+    while time.monotonic() < deadline:
+        if not any(t.name.startswith("exercise") for t in threading.enumerate()):
+            return True
+        time.sleep(0.02)
+    return False
+
+
 def assert_passes(result: Result) -> None:
     """Every line an 'ok'."""
     assert result.passed, str(result)

@@ -12,7 +12,7 @@ import threading
 import time
 from pathlib import Path
 
-from conftest import assert_fails_saying, assert_passes
+from conftest import assert_fails_saying, assert_passes, exercise_threads_end
 
 from labchat import exercises
 from labchat.exercises.answers import serve_once
@@ -20,16 +20,6 @@ from labchat.exercises.answers import serve_once
 
 def open_fds() -> int:
     return len(list(Path("/proc/self/fd").iterdir()))
-
-
-def exercise_threads_end(patience: float = 3.0) -> bool:
-    """True once no thread the check started for the learner's code is still running."""
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        if not any(t.name.startswith("exercise") for t in threading.enumerate()):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- the wrong answers ---------------------------------------------------------------------------

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_fails_saying, assert_passes
+from conftest import assert_fails_saying, assert_passes, exercise_threads_end
 
 from labchat import exercises
 from labchat.exercises import answers, framing, wire
@@ -50,16 +50,6 @@ def says(result, *lines: str) -> None:
 
 def exactly(text: str) -> str:
     return re.escape(text)
-
-
-def exercise_threads_end(patience: float = 3.0) -> bool:
-    """True once no thread the check started for the learner's code is still running."""
-    deadline = time.monotonic() + patience
-    while time.monotonic() < deadline:
-        if not any(t.name.startswith("exercise") for t in threading.enumerate()):
-            return True
-        time.sleep(0.02)
-    return False
 
 
 # -- where an error came from -------------------------------------------------------------------
