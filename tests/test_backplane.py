@@ -19,6 +19,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 
 import pytest
@@ -785,3 +786,29 @@ def test_without_a_backplane_redis_is_never_imported():
         "assert 'redis' not in sys.modules, 'redis was imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_a_big_shared_room_s_joins_and_leaves_are_on_every_server_s_record(
+    shared_redis, shared, raw_peer, tmp_path
+):
+    from labchat.room import BIG_ROOM
+
+    records = [tmp_path / "here.jsonl", tmp_path / "there.jsonl"]
+    here, there = (shared(shared_redis.url, log=record) for record in records)
+    peers = [raw_peer(here) for _ in range(BIG_ROOM + 2)]
+    for n, peer in enumerate(peers):
+        assert peer.hello(f"s{n}")["type"] == "welcome"
+    peers[-1].sock.close()  # a leave nobody is told of
+    assert wait_until(lambda: len(here.users()) == BIG_ROOM + 1, LEAVE_WAIT)
+
+    def rows(record: Path) -> list[dict]:
+        return [json.loads(line) for line in record.read_text(encoding="utf-8").splitlines()]
+
+    def left(record: Path) -> bool:
+        return f"s{BIG_ROOM + 1}" in [r["sender"] for r in rows(record) if r["type"] == "leave"]
+
+    for record in records:  # the leave, read from the log, is on both records (and all before it)
+        assert wait_until(partial(left, record), WAIT)
+        assert [r["sender"] for r in rows(record) if r["type"] == "join"] == [
+            f"s{n}" for n in range(BIG_ROOM + 2)
+        ]

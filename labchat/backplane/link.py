@@ -362,7 +362,9 @@ class Backplane:
                     member = called[ref] = self._member_called(ref)
                 if member is not None:
                     found.append(member)
-            if not found:
+            if not found:  # nobody here; but a big room's joins and leaves, sent to one or
+                if item.event.kind in ("join", "leave"):  # none, are still on every record
+                    out.append(Delivery(item.event, ()))
                 continue
             out.append(Delivery(item.event, tuple(found)))
             join = entry.join
