@@ -118,6 +118,27 @@ def shared(make_server: Callable[..., ChatServer], room: str) -> Callable[..., C
 
 
 @pytest.fixture
+def db(shared_redis: object) -> Iterator[object]:
+    """A redis-py client on the shared Redis, to write into a room's keys as an outsider would."""
+    import redis as redis_py
+
+    client = redis_py.Redis.from_url(shared_redis.url)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def pair(
+    shared_redis: object, shared: Callable[..., ChatServer], clients: Callable[..., ChatClient]
+) -> tuple[ChatServer, ChatServer, ChatClient, ChatClient]:
+    """Two servers sharing the room: (here, there, ada joined here, bob there), each seeing the other."""
+    here, there = shared(shared_redis.url), shared(shared_redis.url)
+    ada, bob = clients(here, "ada"), clients(there, "bob")
+    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+    return here, there, ada, bob
+
+
+@pytest.fixture
 def clients() -> Iterator[Callable[..., ChatClient]]:
     """``clients(server, nick, **kw)``: a ChatClient joined there; all closed afterwards."""
     made: list[ChatClient] = []
@@ -407,15 +428,10 @@ def _warnings(caplog: pytest.LogCaptureFixture, *words: str) -> list[str]:
 
 
 def test_what_anyone_writes_into_the_room_s_keys_is_skipped_and_the_room_carries_on(
-    shared_redis, shared, clients, room, caplog
+    shared_redis, shared, clients, room, caplog, db, pair
 ):
-    import redis as redis_py
-
     caplog.set_level(logging.WARNING, logger="labchat.backplane")
-    here, there = shared(shared_redis.url), shared(shared_redis.url)
-    ada, bob = clients(here, "ada"), clients(there, "bob")
-    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
-    db = redis_py.Redis.from_url(shared_redis.url)
+    here, there, ada, bob = pair
     line = json.dumps({"type": "message", "sender": "mallory", "text": "forged", "seq": 1})
     bad = [  # what the warning says is wrong, and what is written
         ("it has no field 'e'", {"junk": "x"}),
@@ -454,21 +470,15 @@ def test_what_anyone_writes_into_the_room_s_keys_is_skipped_and_the_room_carries
     assert 1 <= len(_warnings(caplog, "members:alive holds 'no tab', not FIRST<TAB>NICK")) <= 3
     assert len(_warnings(caplog, "members:gone holds 'no tab'")) == 1
     db.delete(_key(room, "server:alive"))
-    db.close()
 
 
 def test_a_room_key_of_the_wrong_type_keeps_servers_apart_said_once_until_it_is_mended(
-    shared_redis, shared, clients, room, caplog
+    room, caplog, db, pair
 ):
-    import redis as redis_py
-
     from labchat.backplane.link import RETRY_MAX
 
     caplog.set_level(logging.WARNING, logger="labchat.backplane")
-    here, there = shared(shared_redis.url), shared(shared_redis.url)
-    ada, bob = clients(here, "ada"), clients(there, "bob")
-    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
-    db = redis_py.Redis.from_url(shared_redis.url)
+    _, _, ada, bob = pair
     db.delete(_key(room, "events"))
     db.set(_key(room, "events"), "not a stream")
     ada.send("alone")
@@ -486,7 +496,6 @@ def test_a_room_key_of_the_wrong_type_keeps_servers_apart_said_once_until_it_is_
     ada.send("together again")
     heard = bob.receive_until(is_message("together again"))
     assert heard.seq > 0 and ada.receive_until(is_message("together again")).seq == heard.seq
-    db.close()
 
 
 def test_a_redis_stalled_past_every_heartbeat_takes_no_live_server_for_dead(
@@ -578,13 +587,10 @@ def test_an_entry_that_takes_long_to_decode_does_not_stop_the_heartbeat(redis, m
     db.close()
 
 
-def test_numbering_survives_a_log_emptied_or_deleted_under_its_epoch(shared_redis, room):
-    import redis as redis_py
-
+def test_numbering_survives_a_log_emptied_or_deleted_under_its_epoch(shared_redis, room, db):
     from labchat.backplane.entries import Item, pack
     from labchat.backplane.redis import MAXLEN, RedisLog, Unreachable
 
-    db = redis_py.Redis.from_url(shared_redis.url)
     events = _key(room, "events")
     log = RedisLog(shared_redis.url, room, "s1")
     payload = pack("s1", [Item(Event(kind="message", sender="ada", text="hi", seq=1), None)])
@@ -606,21 +612,13 @@ def test_numbering_survives_a_log_emptied_or_deleted_under_its_epoch(shared_redi
         assert log.append(again, 10**14, 1, payload) == f"{10**14 + 1}-0"  # written out whole
     finally:
         log.close()
-        db.close()
 
 
-def test_a_log_deleted_under_a_running_room_is_numbered_on_above_everything_seen(
-    shared_redis, shared, clients, room
-):
-    import redis as redis_py
-
-    here, there = shared(shared_redis.url), shared(shared_redis.url)
-    ada, bob = clients(here, "ada"), clients(there, "bob")
-    ada.receive_until(lambda e: e.kind == "join" and e.sender == "bob")
+def test_a_log_deleted_under_a_running_room_is_numbered_on_above_everything_seen(room, db, pair):
+    _, _, ada, bob = pair
     bob.send("one")
     seen = ada.receive_until(is_message("one")).seq
     bob.receive_until(is_message("one"))
-    db = redis_py.Redis.from_url(shared_redis.url)
     db.delete(_key(room, "events"))
     for person in (ada, bob):  # each server finds the log lost at its next publish
         person.send(f"after {person.nick}")
@@ -630,7 +628,6 @@ def test_a_log_deleted_under_a_running_room_is_numbered_on_above_everything_seen
     ada.send("numbered on")
     heard = [person.receive_until(is_message("numbered on")).seq for person in (ada, bob)]
     assert heard[0] == heard[1] > seen
-    db.close()
 
 
 def test_complaints_say_each_thing_once_and_few_of_a_kind_at_a_time(caplog):

@@ -380,3 +380,17 @@ def test_a_client_that_prints_bytes_is_told_to_decode(tmp_path: Path):
         "press Enter; bye ends the chat.\\n'; hint: decode what arrives before you print it: read "
         "text lines with sock.makefile('r', encoding='utf-8'), or print(data.decode('utf-8'))",
     ]
+
+
+def test_a_client_that_prints_the_room_s_banner_as_bytes_is_told_to_decode(tmp_path: Path):
+    client, _ = learner_program(
+        tmp_path, "client", "print(text, flush=True)", "print(line.encode(), flush=True)"
+    )
+    result = exercises.check_client_in_room(client, quiet=True)
+    assert result.lines[-1].startswith(
+        "not yet: the client printed the room's banner as bytes: b'labchat/1 Welcome"
+    )
+    assert result.lines[-1].endswith(
+        "hint: decode what arrives before you print it: read text lines with "
+        "sock.makefile('r', encoding='utf-8')"
+    )

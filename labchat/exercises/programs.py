@@ -309,12 +309,7 @@ def check_chat_programs(
         port = int(listening.group(1))
         child = chat.child = spawn_client(client, "127.0.0.1", port)
         greeting = _shows(child, r"(?i)[^\r\n]*welcome[^\r\n]*")
-        if greeting and _as_bytes(greeting):
-            feedback.not_yet(
-                f"the client printed the greeting as bytes: {greeting.strip()}",
-                "decode what arrives before you print it: read text lines with "
-                "sock.makefile('r', encoding='utf-8'), or print(data.decode('utf-8'))",
-            )
+        if _printed_bytes(feedback, "the greeting", greeting, ", or print(data.decode('utf-8'))"):
             return
         if greeting:
             feedback.ok(f"the client connected, and the greeting arrived: {greeting.strip()}")
@@ -377,9 +372,16 @@ def check_chat_programs(
     _check_dead_client(feedback, server, client)
 
 
-def _as_bytes(shown: str) -> bool:
-    """Whether a line on the screen is bytes printed as they are: b'...' rather than the text."""
-    return re.match(r"\s*b['\"]", shown) is not None
+def _printed_bytes(feedback: Feedback, what: str, shown: str | None, more: str = "") -> bool:
+    """Say "not yet" if the client printed ``what`` as bytes (b'...' rather than the text)."""
+    if not shown or re.match(r"\s*b['\"]", shown) is None:
+        return False
+    feedback.not_yet(
+        f"the client printed {what} as bytes: {shown.strip()}",
+        "decode what arrives before you print it: read text lines with "
+        f"sock.makefile('r', encoding='utf-8'){more}",
+    )
+    return True
 
 
 def _check_dead_client(feedback: Feedback, server: str, client: str) -> None:
@@ -419,12 +421,7 @@ def check_client_in_room(feedback: Feedback, client: str = "chat_client.py", *, 
         try:
             child = spawn_client(client, *room.address)
             banner = _shows(child, r"[^\r\n]*labchat/1 Welcome[^\r\n]*")
-            if banner and _as_bytes(banner):
-                feedback.not_yet(
-                    f"the client printed the room's banner as bytes: {banner.strip()[:60]}",
-                    "decode what arrives before you print it: read text lines with "
-                    "sock.makefile('r', encoding='utf-8')",
-                )
+            if banner and _printed_bytes(feedback, "the room's banner", banner.strip()[:60]):
                 return
             if banner:
                 banner = banner.strip()
