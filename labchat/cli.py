@@ -12,6 +12,7 @@ clear line on stderr and a non-zero exit status, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -22,6 +23,7 @@ from typing import TextIO
 from . import __version__, tls, tutorials
 from .console import WireTap, use_color
 from .doctor import doctor
+from .hostaddr import hostport, is_loopback
 from .joining import (
     OP_TOKEN_ENV,
     TOKEN_ENV,
@@ -30,7 +32,6 @@ from .joining import (
     chat,
     client_context,
     connect,
-    is_loopback,
     parse_address,
     token_from,
 )
@@ -45,7 +46,12 @@ __all__ = ["build_parser", "is_loopback", "main", "parse_address"]
 # -- argument parsing --------------------------------------------------------------------------
 
 
-def _count(minimum: int):
+# A certificate's last day: a hundred years is more than any class needs, and well inside
+# the dates a certificate can hold.
+MAX_DAYS = 36_500
+
+
+def _count(minimum: int, maximum: int | None = None):
     def parse(text: str) -> int:
         try:
             value = int(text)
@@ -53,6 +59,8 @@ def _count(minimum: int):
             raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
         if value < minimum:
             raise argparse.ArgumentTypeError(f"must be at least {minimum}, not {value}")
+        if maximum is not None and value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum}, not {value}")
         return value
 
     return parse
@@ -257,7 +265,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     join.add_argument(
         "--reconnect-for",
-        type=float,
+        type=_seconds_or_never,
         default=120.0,
         metavar="S",
         help="after a dropped connection, try to get back in for S seconds; 0 never (default: 120)",
@@ -290,7 +298,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="where the key goes (default: %(default)s)",
     )
     cert.add_argument(
-        "--days", type=_count(1), default=365, metavar="N", help="how long it is valid (default: 365)"
+        "--days",
+        type=_count(1, MAX_DAYS),
+        default=365,
+        metavar="N",
+        help=f"how long it is valid, at most {MAX_DAYS} (default: 365)",
     )
     cert.add_argument("--force", action="store_true", help="overwrite existing files")
 
@@ -395,12 +407,26 @@ def _milliseconds(text: str) -> float:
 
 
 def _seconds(text: str) -> float:
+    value = _finite_seconds(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    return value
+
+
+def _seconds_or_never(text: str) -> float:
+    value = _finite_seconds(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 (never) or more seconds, not {text}")
+    return value
+
+
+def _finite_seconds(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"must be more than 0 seconds, not {text}")
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of seconds")
     return value
 
 
@@ -436,11 +462,12 @@ def cmd_cert(args: argparse.Namespace) -> int:
     except (RuntimeError, ValueError) as exc:
         raise Failure(str(exc)) from None
     except OSError as exc:
-        raise Failure(f"cannot write the certificate: {exc.strerror or exc}") from None
+        raise Failure(f"cannot write {exc.filename or 'the certificate'}: {exc.strerror or exc}") from None
     print(f"labchat: wrote {args.out_cert} (the certificate, for {', '.join(hosts)}: share it)")
     print(f"labchat: wrote {args.out_key} (the private key: keep it secret)")
     print(f"serve with: labchat serve --host 0.0.0.0 --tls-cert {args.out_cert} --tls-key {args.out_key}")
-    print(f"join with:  labchat join {hosts[0]}:{DEFAULT_PORT} --nick NAME --tls --cafile {args.out_cert}")
+    where = hostport(hosts[0], DEFAULT_PORT)
+    print(f"join with:  labchat join {where} --nick NAME --tls --cafile {args.out_cert}")
     return 0
 
 

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 
 from . import tls
 from .conversation import CLOSED, NEED_DATA, Banner, ClientConversation, Refused
-from .hostaddr import ip_of, own_addresses
-from .joining import TOKEN_ENV, hostport, parse_address
+from .hostaddr import hostport, ip_of, own_addresses
+from .joining import TOKEN_ENV, parse_address
 from .protocol import DEFAULT_PORT, Event, ProtocolError
 from .text import safe
 

@@ -1,4 +1,4 @@
-"""This machine's own network addresses, as others on the network would use them.
+"""Addresses: this machine's own, as others on the network would use them, and how to write one.
 
 The rule it keeps: nothing here sends a packet. The host name is looked up in the
 machine's own resolver, and the default route is found with a UDP ``connect()``,
@@ -12,10 +12,23 @@ from __future__ import annotations
 import ipaddress
 import socket
 
-__all__ = ["ROUTE_PROBE", "ip_of", "own_addresses"]
+__all__ = ["ROUTE_PROBE", "hostport", "ip_of", "is_loopback", "own_addresses"]
 
 # A documentation address (TEST-NET-1): a UDP connect() to it only picks a route, no packet leaves.
 ROUTE_PROBE = ("192.0.2.1", 9)
+
+
+def hostport(host: str, port: int) -> str:
+    """``HOST:PORT``, with brackets around an IPv6 address."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def is_loopback(host: str) -> bool:
+    """True if only this machine can reach ``host`` (127.x, ::1, localhost)."""
+    if host.lower() == "localhost":
+        return True
+    ip = ip_of(host)
+    return ip is not None and ip.is_loopback
 
 
 def ip_of(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:

@@ -22,6 +22,7 @@ from collections.abc import Callable
 from . import tls
 from .client import ChatClient, JoinRefused
 from .console import WireTap
+from .hostaddr import hostport
 from .protocol import DEFAULT_PORT, ProtocolError
 from .render import safe
 
@@ -43,11 +44,6 @@ class Failure(Exception):
 
 
 # -- addresses ------------------------------------------------------------------------------
-
-
-def hostport(host: str, port: int) -> str:
-    """``HOST:PORT``, with brackets around an IPv6 address."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int]:
@@ -72,16 +68,6 @@ def parse_address(text: str, default_port: int = DEFAULT_PORT) -> tuple[str, int
     if not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"bad port {port!r} in {text!r}: a port is a number from 1 to 65535")
     return host, int(port)
-
-
-def is_loopback(host: str) -> bool:
-    """True if only this machine can reach ``host`` (127.x, ::1, localhost)."""
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 def public_host(bound: str) -> str:

@@ -463,21 +463,46 @@ def decode_event(line: bytes) -> Event:
     kind = data.pop("type")
     if kind not in KINDS:
         raise ProtocolError("bad-frame", f"unknown event type {kind!r}")
-    try:  # every field made its type here and the kind checked: Event.checked needs no more
-        return Event.checked(
-            kind,
-            int(data.get("seq", 0)),
-            float(data.get("time", 0.0)),
-            str(data.get("sender", "")),
-            str(data.get("text", "")),
-            str(data.get("target", "")),
-            str(data.get("code", "")),
-            tuple(str(u) for u in data.get("users", ())),
-            bool(data.get("history", False)),
-            int(data.get("count", 0)),
-        )
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise ProtocolError("bad-frame", f"malformed {kind} event: {exc}") from None
+    for name, value in data.items():  # a field another version adds is let through, unread
+        wanted = _EVENT_FIELDS.get(name)
+        if wanted is not None and type(value) not in wanted[0]:
+            raise ProtocolError("bad-frame", f"malformed {kind} event: its {name} is not {wanted[1]}")
+    get = data.get
+    when = get("time", 0.0)
+    if not 0 <= when <= LAST_TIME:  # NaN too: what a clock cannot show is no time
+        raise ProtocolError("bad-frame", f"malformed {kind} event: its time {when!r} is no date")
+    users = tuple(get("users", ()))
+    if not all(type(user) is str for user in users):
+        raise ProtocolError("bad-frame", f"malformed {kind} event: its users are not all strings")
+    # Every field has its type now and the kind is known: Event.checked needs no more.
+    return Event.checked(
+        kind,
+        get("seq", 0),
+        float(when),
+        get("sender", ""),
+        get("text", ""),
+        get("target", ""),
+        get("code", ""),
+        users,
+        get("history", False),
+        get("count", 0),
+    )
+
+
+# An event's fields: the JSON types each may have (a bool is not taken for a number), in words.
+_EVENT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {
+    "seq": ((int,), "a whole number"),
+    "time": ((float, int), "a number"),
+    "sender": ((str,), "a string"),
+    "text": ((str,), "a string"),
+    "target": ((str,), "a string"),
+    "code": ((str,), "a string"),
+    "users": ((list,), "a list"),
+    "history": ((bool,), "true or false"),
+    "count": ((int,), "a whole number"),
+}
+# 9999-12-31 23:59:59 UTC, the last second a date has four digits for: a later "time" is damage.
+LAST_TIME = 253_402_300_799.0
 
 
 class Decoder:

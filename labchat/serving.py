@@ -26,7 +26,7 @@ from . import tls
 from .backplane import Backplane, BackplaneError
 from .console import use_color
 from .engine.faults import Faults
-from .hostaddr import own_addresses
+from .hostaddr import hostport, own_addresses
 from .joining import (
     OP_TOKEN_ENV,
     WILDCARDS,
@@ -35,7 +35,6 @@ from .joining import (
     chat,
     client_context,
     connect,
-    hostport,
     loopback_for,
     public_host,
     token_from,

@@ -22,11 +22,16 @@ import datetime
 import hashlib
 import ipaddress
 import os
+import re
 import socket
 import ssl
 from pathlib import Path
 
-from .hostaddr import own_addresses
+from .hostaddr import ip_of, own_addresses
+
+# One label of a DNS name: letters, digits and inner hyphens (an underscore allowed, as some
+# machines' names have one), at most 63 characters.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
 
 
 def server_context(cert: str | Path, key: str | Path) -> ssl.SSLContext:
@@ -80,6 +85,11 @@ def make_certificate(
         ) from None
     if not hosts:
         raise ValueError("name at least one host the certificate is for")
+    for host in hosts:
+        if not is_host_name(host):
+            raise ValueError(f"{host!r} is neither an IP address nor a host name")
+    if Path(cert).resolve() == Path(key).resolve():
+        raise ValueError(f"the certificate and the key must be two files, not both {cert}")
     private_key = ec.generate_private_key(ec.SECP256R1())
     names: list[x509.GeneralName] = []
     for host in hosts:
@@ -101,15 +111,51 @@ def make_certificate(
         .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
         .sign(private_key, hashes.SHA256())
     )
-    Path(cert).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
     key_bytes = private_key.private_bytes(
         serialization.Encoding.PEM,
         serialization.PrivateFormat.PKCS8,
         serialization.NoEncryption(),
     )
-    fd = os.open(str(key), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as out:
-        out.write(key_bytes)
+    # Both are written beside their places first, then moved in: a failure leaves neither
+    # half of a pair, and a key that replaces an old one is readable by its owner only,
+    # whatever the old file's mode was.
+    written = [_written(key, key_bytes, 0o600)]
+    try:
+        written.append(_written(cert, certificate.public_bytes(serialization.Encoding.PEM), 0o644))
+        for temporary, path in written:
+            os.replace(temporary, path)
+    finally:
+        for temporary, _ in written:
+            temporary.unlink(missing_ok=True)
+
+
+def _written(path: str | Path, data: bytes, mode: int) -> tuple[Path, Path]:
+    """``data`` in a new file beside ``path`` with ``mode``: (that file, ``path``).
+
+    An OSError names ``path``, not the temporary file.
+    """
+    path = Path(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.new")
+    try:
+        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, mode)
+        try:
+            with os.fdopen(fd, "wb") as out:
+                out.write(data)
+        except OSError:
+            temporary.unlink(missing_ok=True)
+            raise
+    except OSError as exc:
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
+    return temporary, path
+
+
+def is_host_name(text: str) -> bool:
+    """Whether ``text`` can go in a certificate: an IP address, or a DNS name (``*.`` allowed first)."""
+    if ip_of(text) is not None:
+        return True
+    name = text[2:] if text.startswith("*.") else text
+    labels = name.rstrip(".").split(".")
+    return 0 < len(name) <= 253 and all(_LABEL.fullmatch(label) for label in labels)
 
 
 def class_hosts() -> list[str]:
@@ -120,7 +166,7 @@ def class_hosts() -> list[str]:
     its join line). Nothing is sent on the network to find them.
     """
     names = [socket.gethostname(), socket.getfqdn(), *own_addresses()]
-    return list(dict.fromkeys(["localhost", "127.0.0.1", *(n for n in names if n)]))
+    return list(dict.fromkeys(["localhost", "127.0.0.1", *filter(is_host_name, names)]))
 
 
 def fingerprint(cert: str | Path) -> str:

@@ -362,6 +362,13 @@ def test_not_a_labchat_server():
         (["serve", "--max-per-host", "0"], "must be at least 1"),
         (["join", "127.0.0.1", "0", "--nick", "ada"], "0 is not a port to join"),
         (["join", "127.0.0.1:5050:1", "--nick", "ada"], "cannot read the address '127.0.0.1:5050:1'"),
+        (
+            ["join", "127.0.0.1", "--nick", "ada", "--reconnect-for", "nan"],
+            "'nan' is not a number of seconds",
+        ),
+        (["join", "127.0.0.1", "--nick", "ada", "--reconnect-for", "-5"], "must be 0 (never) or more"),
+        (["doctor", "127.0.0.1", "--timeout", "inf"], "'inf' is not a number of seconds"),
+        (["cert", "--days", "3000000"], "must be at most 36500, not 3000000"),
     ],
 )
 def test_usage_mistakes_are_status_2(args, message):

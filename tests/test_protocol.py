@@ -141,6 +141,32 @@ def test_events_from_a_newer_server_fail_cleanly() -> None:
         decode_event(b'{"type":"message","seq":"first"}')
 
 
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"type":"message","sender":{"a":1},"text":"hi"}', "its sender is not a string"),
+        (b'{"type":"message","sender":"ada","text":["x"]}', "its text is not a string"),
+        (b'{"type":"message","seq":true}', "its seq is not a whole number"),
+        (b'{"type":"message","seq":1.5}', "its seq is not a whole number"),
+        (b'{"type":"system","users":["ada",1]}', "its users are not all strings"),
+        (b'{"type":"system","history":"no"}', "its history is not true or false"),
+        (b'{"type":"message","time":1e300}', "its time 1e+300 is no date"),
+        (b'{"type":"message","time":-1e20}', "its time -1e+20 is no date"),
+        (b'{"type":"message","time":NaN}', "its time nan is no date"),
+        (b'{"type":"message","time":"noon"}', "its time is not a number"),
+    ],
+)
+def test_an_event_whose_fields_are_not_what_they_say_is_refused_naming_the_field(line, why) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode_event(line)
+    assert caught.value.code == "bad-frame" and str(caught.value).endswith(why)
+
+
+def test_an_event_takes_whole_seconds_and_lets_a_later_version_s_fields_through() -> None:
+    event = decode_event(b'{"type":"message","sender":"ada","text":"hi","seq":3,"time":5,"mood":"ok"}')
+    assert (event.seq, event.time, event.text) == (3, 5.0, "hi")
+
+
 # -- the line decoder ---------------------------------------------------------------------
 
 

@@ -534,6 +534,28 @@ def test_cli_cert_then_serve_tls_then_a_piped_join_that_verifies_it(tmp_path: Pa
         served.stop()
 
 
+def test_cli_cert_keeps_the_key_private_and_never_leaves_half_a_pair(tmp_path: Path) -> None:
+    same = labchat("cert", "--out-cert", "both.pem", "--out-key", "both.pem", cwd=tmp_path)
+    assert same.returncode == 1 and not (tmp_path / "both.pem").exists()
+    assert same.stderr == "labchat: the certificate and the key must be two files, not both both.pem\n"
+    old = tmp_path / "labchat-key.pem"  # a world-readable file in the key's place, replaced
+    old.write_text("old")
+    old.chmod(0o644)
+    made = labchat("cert", "--force", "--hosts", "::1", cwd=tmp_path)
+    assert made.returncode == 0, made.stderr
+    assert old.stat().st_mode & 0o777 == 0o600 and old.read_text().startswith("-----BEGIN PRIVATE KEY")
+    assert "labchat join [::1]:5050 --nick NAME" in made.stdout
+    half = labchat("cert", "--out-cert", "c.pem", "--out-key", "missing/k.pem", cwd=tmp_path)
+    assert half.stderr == "labchat: cannot write missing/k.pem: No such file or directory\n"
+    assert not (tmp_path / "c.pem").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["labchat-cert.pem", "labchat-key.pem"]
+    odd = labchat("cert", "--hosts", "bad host!", "--out-cert", "c.pem", "--out-key", "k.pem", cwd=tmp_path)
+    assert (
+        odd.returncode == 1
+        and odd.stderr == "labchat: 'bad host!' is neither an IP address nor a host name\n"
+    )
+
+
 def test_cli_join_with_tls_to_a_plain_server_fails_clearly_and_fast(
     engine, tmp_path: Path, certificate
 ) -> None:

@@ -120,6 +120,26 @@ def test_a_crash_loses_nothing_anyone_saw_and_a_torn_line_is_skipped(tmp_path: P
     assert len(list(replay(log))) == len(events)
 
 
+def test_replay_skips_lines_whose_time_or_fields_are_damaged(tmp_path: Path) -> None:
+    log = tmp_path / "class.jsonl"
+    good = '{"type":"message","seq":1,"time":0,"sender":"ada","text":"kept"}'
+    damaged = [
+        '{"type":"message","sender":"x","text":"hi","time":1e300}',
+        '{"type":"message","sender":"x","text":"hi","time":-1e20}',
+        '{"type":"message","sender":"x","text":"hi","time":NaN}',
+        '{"type":"message","sender":{"a":1},"text":["x"]}',
+    ]
+    log.write_text("\n".join([*damaged, good]) + "\n", encoding="utf-8")
+    replayed = subprocess.run(
+        [sys.executable, "-m", "labchat", "replay", str(log), "--no-color"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert replayed.returncode == 0 and replayed.stderr == ""
+    assert replayed.stdout.splitlines() == ["ada: kept"]
+
+
 def test_runs_append_to_one_file_and_replay_marks_each_restart(engine, tmp_path: Path) -> None:
     log = tmp_path / "class.jsonl"
     for day in ("monday", "tuesday"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import socket
 
-from ..hostaddr import own_addresses
+from ..hostaddr import hostport, own_addresses
 from ..protocol import DEFAULT_PORT
 
 
@@ -34,11 +34,6 @@ def where(host: str, port: int) -> str:
     return hostport(host, port)
 
 
-def hostport(host: str, port: int) -> str:
-    """``host:port``, with an IPv6 address in brackets."""
-    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
 def reason(exc: BaseException) -> str:
     """A short, readable cause for a failed connect or bind."""
     if isinstance(exc, ConnectionRefusedError):
@@ -53,11 +48,6 @@ def reason(exc: BaseException) -> str:
             text += " (another program has this port; try another, or port=0)"
         return text
     return str(exc) or type(exc).__name__
-
-
-def is_loopback(host: str) -> bool:
-    """True for a name or address only this machine can reach."""
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def loopback(bind_host: str, bound: str) -> str:

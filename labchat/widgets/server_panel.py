@@ -26,9 +26,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..hostaddr import hostport, is_loopback
 from ..server import ChatServer
 from ..tls import own_server_context, server_context
-from .addresses import hostport, is_loopback, loopback, quoted, reachable, reason, where
+from .addresses import loopback, quoted, reachable, reason, where
 from .connections import Ticker, table_html
 from .panel import MAX_LINES, ChatPanel
 from .registry import WIDGET_LOCK
