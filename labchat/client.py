@@ -174,6 +174,12 @@ class ChatClient:
         return not (self._ended or self._closed or self._reconnecting)
 
     @property
+    def moderates(self) -> bool:
+        """True if this client gave the room's operator token when it joined (a wrong one
+        makes it a member, and the server says so with ``system op-token-wrong``)."""
+        return bool(self._op_token)
+
+    @property
     def reconnecting(self) -> bool:
         """True while a lost connection is being re-established."""
         return self._reconnecting and not (self._ended or self._closed)

@@ -45,11 +45,22 @@ __all__ = [
     "Room",
     "RoomError",
     "check_nick",
+    "is_reserved",
     "clean_text",
 ]
 
 RESERVED = frozenset({"server", "system", "admin", "labchat", "you"})
 _RESERVED_SKELETONS = frozenset(skeleton(nick) for nick in RESERVED)
+
+
+def is_reserved(nick: str, bot: str | None = None) -> bool:
+    """Whether ``nick`` is, or looks like, a name the room keeps for itself or for its ``bot``."""
+    return _reserved(skeleton(nick), bot)
+
+
+def _reserved(key: str, bot: str | None) -> bool:
+    return key in _RESERVED_SKELETONS or (bot is not None and key == skeleton(bot))
+
 
 # Past this many members a welcome gives the count, not the names, and comings and goings
 # are not announced to everyone (nor greeted by the bot in public): a list of hundreds, or
@@ -441,8 +452,11 @@ class Room:
                 raise RoomError("usage", f"usage: {command} NICK{extra}")
             aimed = self._find(target)
             if aimed in self._operators:  # the host among them: the room is theirs
-                who = "yourself" if aimed == member else f"{safe(target)}, an operator"
-                raise RoomError("is-operator", f"operators may not {command} each other: not {who}")
+                if aimed == member:
+                    raise RoomError("is-operator", f"you may not {command} yourself")
+                raise RoomError(
+                    "is-operator", f"operators may not {command} each other: {safe(target)} is an operator"
+                )
             if command == "/kick":
                 return self._kick(target, reason.strip(), nick)
             return self._set_muted(target, command == "/mute", nick)
@@ -521,7 +535,7 @@ class Room:
 
     def _check_free(self, nick: str, key: str) -> None:
         """RoomError('nick-taken') if ``nick`` is reserved or looks like one already here."""
-        if key in _RESERVED_SKELETONS or (self.bot and key == skeleton(self.bot.nick)):
+        if _reserved(key, self.bot.nick if self.bot else None):
             raise RoomError("nick-taken", f"the nick {safe(nick)!r} is reserved; please pick another")
         holder = self._by_skeleton.get(key)
         theirs = self._members[holder] if holder is not None else self.peers.claim(key, nick)

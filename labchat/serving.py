@@ -24,6 +24,7 @@ from contextlib import contextmanager
 
 from . import tls
 from .backplane import Backplane, BackplaneError
+from .bot import Greeter
 from .console import use_color
 from .engine.faults import Faults
 from .hostaddr import hostport, own_addresses
@@ -40,7 +41,7 @@ from .joining import (
     token_from,
 )
 from .render import safe
-from .room import RoomError, check_nick
+from .room import RoomError, check_nick, is_reserved
 from .server import ChatServer
 
 log = logging.getLogger("labchat.cli")
@@ -114,6 +115,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
             check_nick(args.nick)
         except RoomError as exc:
             raise Failure(f"--nick: {exc}", 2) from None
+        if is_reserved(args.nick, None if args.no_bot else Greeter().nick):
+            raise Failure(f"--nick: the nick {safe(args.nick)!r} is the room's own; please pick another", 2)
     context = None
     if args.tls_cert:
         try:

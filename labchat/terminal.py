@@ -40,7 +40,7 @@ from .console import Pace, WireTap
 from .protocol import Event, is_farewell
 from .render import CHAT_KINDS, mentions, nick_colour, safe, terminal
 from .render import wire as render_wire
-from .room import HELP
+from .room import HELP, OPERATOR_HELP
 
 # How long to wait for the server's goodbye after asking to leave.
 GOODBYE_WAIT = 5.0
@@ -50,8 +50,13 @@ GOODBYE_WAIT = 5.0
 REDRAW_INTERVAL = 0.05
 
 
-# The room's commands, for Tab: every /word its /help lists.
-COMMANDS = tuple(sorted({word for line in HELP for word in line.split() if word.startswith("/")}))
+def _commands(lines: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(sorted({word for line in lines for word in line.split() if word.startswith("/")}))
+
+
+# The room's commands, for Tab: every /word its /help lists (an operator's /help lists more).
+COMMANDS = _commands(HELP)
+OPERATOR_COMMANDS = _commands(HELP + OPERATOR_HELP)
 
 
 class _ChatCompleter(Completer):
@@ -70,7 +75,8 @@ class _ChatCompleter(Completer):
             return
         others = [nick for nick in self.client.users if nick != self.client.nick]
         if word == before and word.startswith("/"):
-            options = [f"{command} " for command in COMMANDS]
+            commands = OPERATOR_COMMANDS if self.client.moderates else COMMANDS
+            options = [f"{command} " for command in commands]
         elif word.startswith("@"):
             options = [f"@{nick}" for nick in others]
         else:

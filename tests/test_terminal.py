@@ -356,10 +356,18 @@ def test_the_hosts_screen_says_where_first_and_shows_incidents_above_the_prompt(
     assert host.exit_status() == 0
 
 
-def test_a_host_nick_the_room_would_refuse_is_a_usage_error_before_serving(terms):
-    host = terms("serve", "--port", "0", "--nick", "1st")
+@pytest.mark.parametrize(
+    ("nick", "said"),
+    [
+        ("1st", "nick '1st' must start with a letter"),
+        ("greeter", "the nick 'greeter' is the room's own; please pick another"),  # the bot's
+        ("Server", "the nick 'Server' is the room's own; please pick another"),
+    ],
+)
+def test_a_host_nick_the_room_would_refuse_is_a_usage_error_before_serving(terms, nick, said):
+    host = terms("serve", "--port", "0", "--nick", nick)
     assert host.exit_status() == 2
-    assert "labchat serve: error: --nick: nick '1st' must start with a letter" in host.text()
+    assert f"labchat serve: error: --nick: {said}" in host.text()
     assert "listening" not in host.text()
 
 
@@ -475,6 +483,27 @@ def test_code_from_the_room_is_highlighted_in_colour(terms, room):
         assert rows[at + 1 : at + 4] == [indent + "def f():", indent + "    return 1", indent + "```"]
         ada.type("bye\r")
         assert ada.exit_status() == 0
+
+
+def test_tab_offers_the_operator_commands_to_whoever_gave_the_operator_token(terms, room):
+    room.op_token = "owl-op"
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("/ki\tx")  # a member: no /kick to complete
+        ada.wait(lambda _: ada.rows()[-1] == "ada> /kix")
+        ada.type("\rbye\r")
+        assert ada.exit_status() == 0
+        cy = terms("join", where(room), "--nick", "cy", "--op-token", "owl-op")
+        cy.wait("cy>")
+        cy.type("/ki\t")
+        cy.wait("cy> /kick")
+        cy.type("bo\t")
+        cy.wait("cy> /kick bob")
+        cy.type(" enough\r")
+        assert bob.receive_until(lambda e: e.kind == "error", timeout=5).code == "kicked"
+        cy.type("bye\r")
+        assert cy.exit_status() == 0
 
 
 def test_tab_completes_an_at_nick(terms, room):

@@ -113,8 +113,8 @@ class Hub:
                 self._flush([])
         for session in to_cut:
             session.cut(f"too slow: over {session.core.outbox_limit} bytes waiting to be read")
-        for session, reason in to_end:
-            session.end(reason, fault=True)
+        for session, reason in to_end:  # an operator's own act: logged as news, not as a warning
+            session.end(reason)
 
     def flushing_later(self) -> _FlushingLater:
         """Within the block, what this thread queues is sent when the block ends, one send per
@@ -221,7 +221,7 @@ class Hub:
         for d in outcome.deliveries:
             event = d.event
             if event.kind == "system" and event.code in ("mute", "unmute"):
-                log.warning("%s", event.text)
+                log.info("%s", event.text)
 
     def leave(self, session: Session, reason: str) -> None:
         """A session is ending (called once for each): a member leaves the room, and its seat
