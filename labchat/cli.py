@@ -106,7 +106,8 @@ examples:
 
 In the chat: Enter sends; Esc Enter (or Alt Enter) starts a new line in the
 same message, and a paste is sent whole as one message, indentation kept. Put
-code between lines of ``` (```python for colours). /help lists the commands;
+code between lines of ``` (```python for colours): inside the block Enter is a
+new line, and the Enter after the closing ``` sends it. /help lists the commands;
 /msg NICK TEXT is private; Tab completes commands, nicks and @nicks (a mention
 rings the bell of the one you mention); Up recalls what you typed; bye, /quit,
 Ctrl-D or Ctrl-C leave. Colours are off with --no-color, NO_COLOR=1, or when

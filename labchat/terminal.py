@@ -41,6 +41,7 @@ from .protocol import Event, is_farewell
 from .render import CHAT_KINDS, mentions, nick_colour, safe, terminal
 from .render import wire as render_wire
 from .room import HELP, OPERATOR_HELP
+from .text import fence_open
 
 # How long to wait for the server's goodbye after asking to leave.
 GOODBYE_WAIT = 5.0
@@ -87,12 +88,20 @@ class _ChatCompleter(Completer):
 
 
 def _keys() -> KeyBindings:
-    """Enter sends what was typed; Esc Enter (Alt Enter sends the same keys) starts a new line."""
+    """Enter sends what was typed; Esc Enter (Alt Enter sends the same keys) starts a new line.
+
+    Inside a ```` ``` ```` block that is still open, Enter at the end is a new line, and the
+    Enter after the closing ```` ``` ```` sends the block: the panel's rule (``text.fence_open``).
+    """
     keys = KeyBindings()
 
     @keys.add("enter")
     def _send(event: KeyPressEvent) -> None:
-        event.current_buffer.validate_and_handle()
+        buffer = event.current_buffer
+        if buffer.document.is_cursor_at_the_end and fence_open(buffer.text):
+            buffer.insert_text("\n")
+        else:
+            buffer.validate_and_handle()
 
     @keys.add("escape", "enter")
     def _new_line(event: KeyPressEvent) -> None:

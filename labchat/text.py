@@ -6,7 +6,9 @@ terminal or page (controls, escapes, bidirectional overrides) or hide in it
 so every view and every log line can use it. Chat text may hold several lines:
 ``safe(text, multiline=True)`` keeps each ``\\n`` and neutralises everything
 else line by line, and ``trim`` gives a message its outline (no blank lines
-around it), so code keeps its indentation.
+around it), so code keeps its indentation; ``fence_open`` says whether a message
+being typed ends inside a ```` ``` ```` block, where Enter is a new line (in a panel
+and in the terminal alike).
 """
 
 from __future__ import annotations
@@ -104,3 +106,22 @@ def trim(text: str) -> str:
 def seconds(value: float) -> str:
     """A duration as people write it: '1 second', '0.5 seconds', '30 seconds'."""
     return f"{value:g} second{'' if value == 1 else 's'}"
+
+
+# A fence line: three or more backticks, then an optional language (no backticks in it).
+FENCE_LINE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
+
+
+def fence_open(text: str) -> bool:
+    """True if ``text`` ends inside a fenced code block that has not been closed yet."""
+    opened = 0  # the length of the fence that opened the block, 0 outside one
+    for line in text.split("\n"):
+        found = FENCE_LINE.match(line)
+        if not found:
+            continue
+        ticks, rest = found.groups()
+        if not opened:
+            opened = len(ticks)
+        elif len(ticks) >= opened and not rest.strip():
+            opened = 0
+    return bool(opened)

@@ -391,6 +391,21 @@ def test_tab_completes_commands_and_the_nicks_of_people_here(terms, room):
 SNIPPET = "def outer(xs):\n    def inner(x):\n        if x:\n            return x * 2\n\n        return 0"
 
 
+def test_a_code_block_typed_line_by_line_is_one_message(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        for line in ("```python", "def area(r):", "    return 3.14 * r ** 2", "```"):
+            ada.type(line + "\r")  # Enter, line by line, as a person types it
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == "```python\ndef area(r):\n    return 3.14 * r ** 2\n```"
+        ada.type("after\r")  # outside the block, Enter sends again
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text == "after"
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
 def test_a_bracketed_paste_is_one_message_with_its_indentation(terms, room):
     with ChatClient(*room.address, nick="bob") as bob:
         ada = terms("join", where(room), "--nick", "ada")

@@ -17,9 +17,10 @@ import time
 import pytest
 
 from labchat import ChatClient, ChatServer
+from labchat.text import fence_open
 from labchat.tls import make_certificate
 from labchat.widgets import MAX_LINES, ChatPanel, ServerPanel, host, join, live_panels
-from labchat.widgets.compose import fence_open, fenced, typed_enter
+from labchat.widgets.compose import fenced, typed_enter
 from labchat.widgets.view import FOLD_LINES, CodeBlock
 
 

@@ -18,23 +18,7 @@ from __future__ import annotations
 
 import re
 
-# A fence line: three or more backticks, then an optional language (no backticks in it).
-_FENCE = re.compile(r"^ {0,3}(`{3,})([^`]*)$")
-
-
-def fence_open(text: str) -> bool:
-    """True if ``text`` ends inside a fenced code block that has not been closed yet."""
-    opened = 0  # the length of the fence that opened the block, 0 outside one
-    for line in text.split("\n"):
-        found = _FENCE.match(line)
-        if not found:
-            continue
-        ticks, rest = found.groups()
-        if not opened:
-            opened = len(ticks)
-        elif len(ticks) >= opened and not rest.strip():
-            opened = 0
-    return bool(opened)
+from ..text import FENCE_LINE, fence_open
 
 
 def typed_enter(old: str, new: str) -> str | None:
@@ -59,7 +43,7 @@ def typed_enter(old: str, new: str) -> str | None:
         return None
     if added.count("\n") == 1:
         return text
-    closed = fence_open(old) and _FENCE.match(text.rpartition("\n")[2]) is not None
+    closed = fence_open(old) and FENCE_LINE.match(text.rpartition("\n")[2]) is not None
     return text if closed else None
 
 
