@@ -552,12 +552,20 @@ def _why(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+# OpenSSL's verify codes for a certificate that signed itself (18) or a chain that ends in
+# one (19): what `labchat cert` makes, before the client is handed that file.
+_SELF_SIGNED = frozenset({18, 19})
+
+
 def _start_tls(sock: socket.socket, context: ssl.SSLContext, host: str) -> ssl.SSLSocket:
     try:
         return context.wrap_socket(sock, server_hostname=host)
     except ssl.SSLCertVerificationError as exc:
+        hint = ""
+        if exc.verify_code in _SELF_SIGNED:  # a class certificate nobody was given to trust
+            hint = "; a room's own certificate is trusted by giving its file as the CA (--cafile FILE)"
         raise ConnectionError(
-            f"TLS: the server's certificate was not accepted: {exc.verify_message}"
+            f"TLS: the server's certificate was not accepted: {exc.verify_message}{hint}"
         ) from None
     except ssl.SSLError as exc:
         if exc.reason in _NOT_TLS:  # the server spoke first, in plain text: its banner

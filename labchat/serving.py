@@ -121,7 +121,17 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if args.tls_cert:
         try:
             context = tls.server_context(args.tls_cert, args.tls_key)
-        except (OSError, ssl.SSLError) as exc:
+        except ssl.SSLError:  # (before OSError, which it is too) read, but not a PEM pair
+            raise Failure(
+                f"{args.tls_cert} and {args.tls_key} are not a TLS certificate and its key "
+                "(two PEM files that belong together, as 'labchat cert' writes them)"
+            ) from None
+        except OSError as exc:  # ssl does not say which of the two it could not read
+            for what, path in (("certificate", args.tls_cert), ("key", args.tls_key)):
+                try:
+                    open(path, "rb").close()
+                except OSError as missing:
+                    raise Failure(f"cannot read the TLS {what} {path}: {missing.strerror}") from None
             raise Failure(f"cannot load the TLS certificate or key: {exc.strerror or exc}") from None
     transcript = None
     if args.log:

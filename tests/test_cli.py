@@ -412,8 +412,23 @@ def test_tls_end_to_end_with_a_class_certificate(serve, tmp_path):
     assert "this server speaks TLS only" in one_clear_line(plain)
     untrusted = run("join", server.where, "--nick", "cy", "--tls")  # the system's CAs do not know it
     assert untrusted.returncode == 1
-    assert "certificate was not accepted" in one_clear_line(untrusted)
+    assert one_clear_line(untrusted).endswith(
+        "certificate was not accepted: self-signed certificate; a room's own certificate is "
+        "trusted by giving its file as the CA (--cafile FILE)"
+    )
     assert server.stop()[0] == 0
+
+
+def test_serve_says_which_tls_file_it_cannot_use(tmp_path):
+    assert run("cert", cwd=tmp_path).returncode == 0
+    cert, key = "labchat-cert.pem", "labchat-key.pem"
+    for files, said in [
+        (("nope.pem", key), "cannot read the TLS certificate nope.pem: No such file or directory"),
+        ((cert, "nope.pem"), "cannot read the TLS key nope.pem: No such file or directory"),
+        ((key, cert), f"{key} and {cert} are not a TLS certificate and its key (two PEM files"),
+    ]:
+        served = run("serve", "--port", "0", "--tls-cert", files[0], "--tls-key", files[1], cwd=tmp_path)
+        assert served.returncode == 1 and one_clear_line(served).startswith(f"labchat: {said}")
 
 
 def test_the_join_line_a_tls_room_prints_works_with_a_certificate_for_another_name(serve, tmp_path):
