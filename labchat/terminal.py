@@ -33,6 +33,7 @@ from prompt_toolkit.completion import CompleteEvent, Completer, Completion
 from prompt_toolkit.document import Document
 from prompt_toolkit.formatted_text import ANSI
 from prompt_toolkit.key_binding import KeyBindings, KeyPressEvent
+from prompt_toolkit.keys import Keys
 from prompt_toolkit.patch_stdout import StdoutProxy
 
 from .client import ChatClient, ConnectionClosed, Reconnecting
@@ -106,6 +107,13 @@ def _keys() -> KeyBindings:
     @keys.add("escape", "enter")
     def _new_line(event: KeyPressEvent) -> None:
         event.current_buffer.insert_text("\n")
+
+    # The chat asks for no mouse reports, so what reads as one is colour codes pasted
+    # without bracketed paste (ESC [ 3 1 m): prompt_toolkit's own mouse handler fails on
+    # those with a traceback over the chat. They are let go, as the other unknown keys are.
+    @keys.add(Keys.Vt100MouseEvent)
+    def _not_a_mouse(event: KeyPressEvent) -> None:
+        pass
 
     return keys
 

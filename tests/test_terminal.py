@@ -406,6 +406,18 @@ def test_a_code_block_typed_line_by_line_is_one_message(terms, room):
         assert ada.exit_status() == 0
 
 
+def test_colour_codes_typed_without_bracketed_paste_are_no_traceback(terms, room):
+    with ChatClient(*room.address, nick="bob") as bob:
+        ada = terms("join", where(room), "--nick", "ada")
+        ada.wait("ada>")
+        ada.type("hello \x1b[31mred\r")  # what a terminal's colours pasted raw look like
+        said = bob.receive_until(lambda e: e.kind == "message" and e.sender == "ada", timeout=5)
+        assert said.text.startswith("hello ") and said.text.endswith("red")
+        assert "Traceback" not in ada.text() and "Press ENTER" not in ada.text()
+        ada.type("bye\r")
+        assert ada.exit_status() == 0
+
+
 def test_a_bracketed_paste_is_one_message_with_its_indentation(terms, room):
     with ChatClient(*room.address, nick="bob") as bob:
         ada = terms("join", where(room), "--nick", "ada")
