@@ -284,6 +284,17 @@ def test_a_burst_past_the_rate_is_paced_not_dropped(make_server, connect, raw, l
     assert len(lines_about(log, "paced")) == 1
 
 
+def test_a_paced_sender_that_hangs_up_at_once_still_has_every_line_delivered(make_server, connect) -> None:
+    limited = make_server(rate=50, burst=20)
+    bob = connect("bob", server=limited)
+    with socket.create_connection(limited.address) as ann:  # printf 'ann\n...' | nc -q0 HOST PORT
+        ann.sendall(b"ann\n" + b"".join(b"line %d\n" % n for n in range(30)))
+    # Its echoes find the socket gone; the lines it sent are still the room's, at its pace.
+    got = [bob.receive_until(said_by("ann"), timeout=WAIT).text for _ in range(30)]
+    assert got == [f"line {n}" for n in range(30)]
+    assert bob.receive_until(lambda e: e.kind == "leave", timeout=WAIT).sender == "ann"
+
+
 def test_a_flood_is_slowed_and_the_room_keeps_talking(make_server, connect, raw, log) -> None:
     limited = make_server(rate=200, burst=20)
     ada, bob, carol = (connect(nick, server=limited) for nick in ("ada", "bob", "carol"))

@@ -167,7 +167,7 @@ class SelectorChatServer(ChatServerCore):
                     continue
                 done = session.write(sock.send)
                 if done is None:
-                    self._close(session)
+                    self._send_lost(session)
                 elif not done or session.leaving or masks.get(session, 0) & want_write:
                     self._update(session)
                 # else: all sent and nothing else changed, as in nearly every round of a busy room
@@ -177,7 +177,7 @@ class SelectorChatServer(ChatServerCore):
         for readers, blob, count, gen in groups:
             for session, done in send_round(readers, blob, count, gen, self._socks.get, now):
                 if done is None:
-                    self._close(session)
+                    self._send_lost(session)
                 else:  # the rest waits for the socket to be writable; or it closes
                     self._update(session)
 
@@ -285,6 +285,17 @@ class SelectorChatServer(ChatServerCore):
         if not session.leaving:
             session.end(session.reason)
         self._close(session)
+
+    def _send_lost(self, session: Session) -> None:
+        """A send failed: the peer reads no more (its outbox is closed). Lines it sent
+        before are still the room's: a paced sender's are taken at its pace, as its own
+        thread takes them in the threaded engine, and then it ends."""
+        if session.leaving or not session.joined or not session.conversation.unprocessed:
+            self._close(session)
+            return
+        session.backlogged = False  # nothing more goes out: no waiting for a dead socket
+        session.drained.set()
+        self._update(session)
 
     def _close(self, session: Session) -> None:
         sock = self._socks.pop(session, None)
