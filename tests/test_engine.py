@@ -66,6 +66,25 @@ def test_a_flood_from_one_address_evicts_itself_not_a_slow_typist(make_server, r
             sock.close()
 
 
+def test_a_burst_of_connections_from_the_typist_s_own_address_evicts_the_silent_ones(
+    make_server, raw
+) -> None:
+    door = make_server(max_pending=8, hello_timeout=30)
+    typist = raw(door)  # on a shared address (one JupyterHub), halfway through a nick
+    assert typist.line().startswith(b"labchat/1 Welcome")
+    typist.send("gra")
+    assert wait_until(lambda: [c.received for c in door.connections()] == [3], WAIT)
+    for _ in range(100):  # a reconnect loop, or a port scanner, on the same address
+        socket.create_connection(door.address).close()
+    idle = [socket.create_connection(door.address) for _ in range(20)]  # and some that stay
+    try:
+        typist.send("ce\n")
+        assert typist.text().startswith("Welcome, grace!")
+    finally:
+        for sock in idle:
+            sock.close()
+
+
 def test_a_sender_s_error_keeps_its_place_between_its_messages(server, raw) -> None:
     ada = raw()
     ada.hello("ada")

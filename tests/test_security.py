@@ -25,6 +25,7 @@ import pytest
 from conftest import environ, wait_until
 
 from labchat import ChatClient, ChatServer, Event, JoinRefused
+from labchat.engine import limits
 from labchat.protocol import MAX_LINE, decode_event
 from labchat.render import html_line, plain, terminal
 from labchat.tls import client_context, fingerprint, make_certificate, server_context
@@ -211,15 +212,20 @@ def test_a_tls_client_gets_a_clear_error_from_a_plain_server_quickly(engine, cer
     assert not errors()
 
 
-def test_a_tls_handshake_that_stalls_is_timed_out(engine, certificate, raw_peer) -> None:
+def test_a_tls_handshake_that_stalls_is_timed_out_after_hello_timeout(
+    engine, certificate, raw_peer, caplog
+) -> None:
     cert, key = certificate
-    with engine(port=0, bot=False, hello_timeout=1.0, ssl_context=server_context(cert, key)) as server:
-        peer = raw_peer(server)
+    caplog.set_level(logging.INFO, logger="labchat")
+    timeout = limits.TLS_SNIFF + 2  # past the wait for a first byte: the handshake has begun
+    with engine(port=0, bot=False, hello_timeout=timeout, ssl_context=server_context(cert, key)) as server:
+        peer = raw_peer(server, timeout=timeout + 5)
         peer.send(b"\x16\x03\x01")  # the start of a ClientHello, then nothing
         started = time.monotonic()
         peer.closed()
-        assert time.monotonic() - started < 3.0
+        assert timeout - 1 < time.monotonic() - started < timeout + 3
         peer.close()
+    assert any(f"no hello within {timeout:g} seconds" in r.getMessage() for r in caplog.records)
 
 
 def test_tls_connections_carry_a_two_way_burst_intact(tls_server, certificate) -> None:

@@ -319,7 +319,7 @@ class ChatServerCore:
         session = Session(self, address, next(self._numbers))
         with self._sessions_lock:
             self._sessions.add(session)
-        victim = self.pending.admit(session, session.host)
+        victim = self.pending.admit(session, session.host, _silent)
         if victim is not None:
             log.warning(
                 "%s: too many connections waiting to join; the oldest from %s gives way",
@@ -405,6 +405,11 @@ class ChatServerCore:
     def engine_wake(self, session: Session) -> None:
         """The session has started leaving (maybe on another thread's word): stop waiting to read it."""
         raise NotImplementedError
+
+
+def _silent(session: Session) -> bool:
+    """Whether a waiting connection has sent nothing at all: the first to give way."""
+    return not session.received_bytes
 
 
 def _refuse_at_door(sock: socket.socket, code: str, text: str) -> None:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 import threading
 from collections import OrderedDict
-from collections.abc import Hashable
+from collections.abc import Callable, Hashable
 
 # A client's outbox past this (or a quarter of the outbox limit, if that is less) while it
 # is still reading slows every sender down (they stop being read) until it drains: a burst
@@ -44,7 +44,8 @@ LINGER = 2.0
 # Connections that have not joined yet, across all addresses (ChatServer(max_pending=...)).
 MAX_PENDING = 64
 
-# A TLS server waits this long for a client's handshake before telling a plain client in words.
+# A TLS server waits this long for a client's handshake before telling a plain client in words;
+# once the handshake has begun, it and the hello have ``hello_timeout`` from its first byte.
 TLS_SNIFF = 2.0
 
 # How often the server looks at its timers (hello deadlines, stuck clients) when nothing happens.
@@ -77,8 +78,11 @@ def tune(sock: socket.socket) -> None:
 class PendingBudget:
     """Connections that have not joined yet, bounded; thread-safe.
 
-    ``admit(key, address)`` returns the key of a connection to evict to make
-    room (or None): the oldest from the address holding the most pending ones.
+    ``admit(key, address, silent)`` returns the key of a connection to evict to
+    make room (or None): from the address holding the most pending ones, the oldest
+    that has sent nothing yet (``silent(key)``), else the oldest. A person halfway
+    through a nick outlives a burst of idle or already closed connections from the
+    same address (one JupyterHub's, say), not only from another.
     """
 
     def __init__(self, limit: int = MAX_PENDING) -> None:
@@ -92,12 +96,15 @@ class PendingBudget:
     def __len__(self) -> int:
         return self._count
 
-    def admit(self, key: Hashable, address: str) -> Hashable | None:
+    def admit(
+        self, key: Hashable, address: str, silent: Callable[[Hashable], bool] = lambda key: True
+    ) -> Hashable | None:
         with self._lock:
             victim = None
             if self._count >= self.limit:
                 crowded = max(self._by_address, key=lambda a: len(self._by_address[a]))
-                victim = next(iter(self._by_address[crowded]))
+                waiting = self._by_address[crowded]
+                victim = next((k for k in waiting if silent(k)), None) or next(iter(waiting))
                 self._discard(victim, crowded)
             self._by_address.setdefault(address, OrderedDict())[key] = None
             self._count += 1

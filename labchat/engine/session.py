@@ -221,6 +221,8 @@ class Session:
         if not self.received_tls and data and data[0] != HANDSHAKE:
             self._refuse_plain()
             return
+        if not self.received_tls:  # a TLS client: the handshake and the hello have hello_timeout
+            self.deadline = self.core.clock() + self.core.hello_timeout
         self.received_tls = True
         try:
             with self.lock:
