@@ -657,6 +657,26 @@ class CounterPausingOutsideTheLock:
             self.value += 1
 
 
+class CounterWithAProperty:
+    def __init__(self):
+        self._value = 0
+        self._lock = threading.Lock()
+
+    @property
+    def value(self):
+        return self._value
+
+    def increment(self, pause):
+        with self._lock:
+            current = self._value
+            pause()
+            self._value = current + 1
+
+
+def test_a_counter_whose_value_is_a_read_only_property_passes():
+    assert_passes(exercises.check_counter(CounterWithAProperty, quiet=True))
+
+
 def test_a_counter_without_a_lock_fails_wherever_it_calls_pause():
     says(
         exercises.check_counter(CounterPausingFirst, quiet=True),

@@ -394,3 +394,18 @@ def test_a_client_that_prints_the_room_s_banner_as_bytes_is_told_to_decode(tmp_p
         "hint: decode what arrives before you print it: read text lines with "
         "sock.makefile('r', encoding='utf-8')"
     )
+
+
+@pytest.mark.parametrize("check", ["programs", "room"])
+def test_a_client_that_prints_bytes_after_a_label_is_told_to_decode(tmp_path: Path, check):
+    client, _ = learner_program(
+        tmp_path, "client", "print(text, flush=True)", 'print("got:", line.encode(), flush=True)'
+    )
+    if check == "programs":
+        result = exercises.check_chat_programs(classic("server"), client, quiet=True)
+        assert result.lines[-1].startswith(
+            "not yet: the client printed the greeting as bytes: got: b'Welcome"
+        )
+    else:
+        result = exercises.check_client_in_room(client, quiet=True)
+        assert result.lines[-1].startswith("not yet: the client printed the room's banner as bytes: got: b'")

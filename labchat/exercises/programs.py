@@ -372,9 +372,13 @@ def check_chat_programs(
     _check_dead_client(feedback, server, client)
 
 
+# bytes printed as they are: b'...' (or b"..."), at the start or after a space, a colon, a bracket.
+_BYTES_SHOWN = re.compile(r"(?:^|[\s:=(\[,])b['\"]")
+
+
 def _printed_bytes(feedback: Feedback, what: str, shown: str | None, more: str = "") -> bool:
     """Say "not yet" if the client printed ``what`` as bytes (b'...' rather than the text)."""
-    if not shown or re.match(r"\s*b['\"]", shown) is None:
+    if not shown or _BYTES_SHOWN.search(shown) is None:
         return False
     feedback.not_yet(
         f"the client printed {what} as bytes: {shown.strip()}",
@@ -442,8 +446,11 @@ def check_client_in_room(feedback: Feedback, client: str = "chat_client.py", *, 
                 return
             with ChatClient(*room.address, nick="bob") as bob:
                 bob.send("hi ada, can you read this?")
-                said = _shows(child, r"bob: hi ada[^\r\n]*")
+                said = _shows(child, r"[^\r\n]*bob: hi ada[^\r\n]*")
+                if said and _printed_bytes(feedback, "bob's message", said.strip()):
+                    return
                 if said:
+                    said = said[said.index("bob: hi ada") :]
                     feedback.ok(f"a message from bob arrived: {said}")
                 else:
                     feedback.not_yet(
