@@ -7,12 +7,14 @@ we assert on the Result it returns: ``passed``, and a hint that names the proble
 
 from __future__ import annotations
 
+import socket
+import subprocess
 import sys
 import threading
 from pathlib import Path
 
 import pytest
-from conftest import assert_fails_saying, assert_passes
+from conftest import WAIT, assert_fails_saying, assert_passes
 
 from labchat import exercises
 from labchat.bot import Greeter
@@ -362,6 +364,37 @@ def test_a_client_without_a_receiver_thread_is_told_to_use_one(tmp_path: Path):
     result = exercises.check_chat_programs(classic("server"), str(client), quiet=True)
     assert_fails_saying(result, "while the client was typing", "second thread")
     assert any("greeting arrived" in line for line in result.lines)
+
+
+@pytest.mark.parametrize("which", ["server", "client"])
+def test_labchats_own_programs_end_cleanly_when_the_other_side_leaves_at_once(which):
+    """The receiver's wake-up (SIGINT) may come before the main thread reaches its next line."""
+    for _ in range(20):
+        with socket.create_server(("127.0.0.1", 0)) as listener:
+            port = listener.getsockname()[1]
+            args = ["0"] if which == "server" else ["127.0.0.1", str(port)]
+            program = subprocess.Popen(
+                [sys.executable, "-m", f"labchat.exercises.classic_{which}", *args],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            try:
+                if which == "server":
+                    port = int(program.stdout.readline().split()[-1])
+                    other = socket.create_connection(("127.0.0.1", port))
+                else:
+                    other, _ = listener.accept()
+                with other:
+                    other.sendall(b"bye\n")
+                out, err = program.communicate(timeout=WAIT)
+            finally:
+                if program.poll() is None:
+                    program.kill()
+                    program.communicate()
+        assert "Traceback" not in err and program.returncode == 0, err
+        assert "said bye" in out and "chat over" in out, out  # (stdin closing may end it too)
 
 
 def test_missing_programs_are_named():

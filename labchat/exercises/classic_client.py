@@ -32,8 +32,8 @@ def main():
     host = sys.argv[1] if len(sys.argv) > 1 else "127.0.0.1"
     port = int(sys.argv[2]) if len(sys.argv) > 2 else 5000
     with socket.create_connection((host, port)) as sock:
-        threading.Thread(target=receive, args=(sock,), daemon=True).start()
-        try:
+        try:  # the thread starts inside: its wake-up (a client gone at once) may come at any moment
+            threading.Thread(target=receive, args=(sock,), daemon=True).start()
             while (text := input()) != "bye":
                 sock.sendall((text + "\n").encode())
             leaving.set()

@@ -36,8 +36,8 @@ def main():
         conn, _ = listener.accept()
     with conn:
         conn.sendall((GREETING + "\n").encode())
-        threading.Thread(target=receive, args=(conn,), daemon=True).start()
-        try:
+        try:  # the thread starts inside: its wake-up (a client gone at once) may come at any moment
+            threading.Thread(target=receive, args=(conn,), daemon=True).start()
             while (text := input()) != "bye":
                 conn.sendall((text + "\n").encode())
             leaving.set()
