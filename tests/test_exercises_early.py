@@ -751,3 +751,20 @@ def test_a_swap_returning_str_hears_the_type():
             "uses them"
         ),
     )
+
+
+def roll_for_ever(nick, arg, rng):
+    while True:
+        pass
+
+
+def test_a_roll_that_never_returns_is_named_at_its_line_and_stopped():
+    result = exercises.check_roll(roll_for_ever, quiet=True)
+    said = [  # the loop is at one of its two lines when it is looked at
+        "not yet: roll('ada', '', rng): it was still running when the check stopped waiting (at "
+        f"{line_of(roll_for_ever, code)}: a loop that never ends, or a call that waits for ever?); "
+        "hint: return a line of text, such as 'ada rolls 4 (1-6)'"
+        for code in ("while True", "pass")
+    ]
+    assert len(result.lines) == 1 and result.lines[0] in said, result.lines
+    assert exercise_threads_end(), "the learner's loop was left spinning in the kernel"

@@ -150,9 +150,13 @@ class Attempt:
         return self
 
     def problem(self) -> str:
-        """The failure in a few words: 'it was still running after 3 s' or 'it raised X: msg'."""
+        """The failure in a few words: 'it was still running ... (at line 5 of your cell ...)' or
+        'it raised X: msg'."""
         if self.stuck:
-            return "it was still running after the check stopped waiting (is it stuck in recv?)"
+            at = self.where()
+            return "it was still running when the check stopped waiting" + (
+                f" (at {at}: a loop that never ends, or a call that waits for ever?)" if at else ""
+            )
         if self.error is not None:
             return f"it raised {describe(self.error)}"
         return "it worked"
@@ -200,16 +204,36 @@ def attempt(
 
     def run() -> None:
         try:
-            outcome.value = call(*args)
-        except _Stopped:  # the check gave up on it: it stays "still running" for the check
+            try:
+                outcome.value = call(*args)
+            except _Stopped:  # the check gave up on it: it stays "still running" for the check
+                return
+            except BaseException as error:  # the learner's code may raise anything, SystemExit too
+                outcome.error = error
+            outcome.done.set()
+        except _Stopped:  # stopped just as it ended on its own
             return
-        except BaseException as error:  # the learner's code may raise anything, SystemExit too
-            outcome.error = error
-        outcome.done.set()
 
     outcome.thread = threading.Thread(target=run, name=name, daemon=True)
+    _calls.append(outcome)
     outcome.thread.start()
     return outcome.wait(timeout)
+
+
+# Every call of the learner's code made by the checks now running (``guarded``): a loop
+# still going when its check ends is stopped then, so a cell leaves nothing spinning.
+_calls: list[Attempt] = []
+
+
+def _stop_the_rest(first: int) -> None:
+    """Stop the calls made since ``_calls[first]`` that are still running, and forget them all."""
+    left = [call for call in _calls[first:] if call.stuck]
+    del _calls[first:]
+    for call in left:
+        call.stop()
+    for call in left:  # a loop ends at its next line; a call blocked in C (recv) when that returns
+        if call.thread is not None:
+            call.thread.join(0.2)
 
 
 @contextlib.contextmanager
@@ -248,6 +272,7 @@ def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]
     def wrap(body: Callable[..., None]) -> Callable[..., Result]:
         def check(*args: Any, quiet: bool = False, **kwargs: Any) -> Result:
             feedback = Feedback(name, quiet)
+            first = len(_calls)
             try:
                 body(feedback, *args, **kwargs)
             except Exception as error:  # a surprise in the check must not become a traceback either
@@ -267,6 +292,8 @@ def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]
                         f"the check stopped at its first step ({describe(error)})",
                         "nothing worked yet: start with the first thing the exercise asks for",
                     )
+            finally:
+                _stop_the_rest(first)
             return feedback.result
 
         check.__name__ = body.__name__
