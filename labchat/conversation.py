@@ -145,9 +145,18 @@ class ServerConversation:
         return render(event, self.mode)
 
     def refusal(self, code: str, text: str) -> bytes:
-        """The last words to a connection that is refused or cut off; the conversation is then closed."""
+        """The last words to a connection that is refused or cut off; the conversation is then closed.
+
+        Before any hello, a person halfway through a nick at netcat is told in words, as
+        the hello's own rule would take their line (it does not start with ``{``).
+        """
+        mode = self.mode
+        if self.state is State.HELLO and not self._decoder.ready:
+            begun = self._decoder.begun().lstrip()
+            if begun and not begun.startswith(b"{"):
+                mode = "text"
         self.state = State.CLOSED
-        return render(Event(kind="error", code=code, text=text), self.mode)
+        return render(Event(kind="error", code=code, text=text), mode)
 
     def close(self) -> None:
         self.state = State.CLOSED

@@ -536,6 +536,10 @@ class Decoder:
         """Bytes held for a line not yet complete."""
         return len(self._buffer)
 
+    def begun(self, size: int = 16) -> bytes:
+        """The first ``size`` bytes of a line not yet complete (b"" when none is under way)."""
+        return bytes(self._buffer[:size])
+
     @property
     def ready(self) -> int:
         """Complete lines (and errors) waiting to be taken."""

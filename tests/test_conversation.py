@@ -103,6 +103,26 @@ def test_a_bad_start_is_the_peer_s_fault(first: bytes, code: str) -> None:
     assert caught.value.code == code
 
 
+@pytest.mark.parametrize(
+    ("typed", "last"),
+    [
+        (b"ad", b"!!! no hello within 2 seconds\n"),  # a person at netcat, halfway through a nick
+        (b"", b'{"type":"error","text":"no hello within 2 seconds","code":"hello-timeout","seq":0}\n'),
+        (
+            b' {"type":"hel',
+            b'{"type":"error","text":"no hello within 2 seconds","code":"hello-timeout","seq":0}\n',
+        ),
+    ],
+)
+def test_a_refusal_before_any_hello_is_in_words_for_someone_typing_a_nick(typed, last) -> None:
+    server = ServerConversation()
+    server.banner("hi")
+    if typed:  # (b"" would be the end of the stream)
+        server.receive_data(typed)
+    assert server.next_event() is NEED_DATA
+    assert server.refusal("hello-timeout", "no hello within 2 seconds") == last
+
+
 def test_misuse_is_the_local_side_s_fault() -> None:
     server, client = ServerConversation(), ClientConversation()
     with pytest.raises(LocalProtocolError):
