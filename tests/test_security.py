@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
 import socket
 import ssl
 import struct
@@ -226,6 +227,24 @@ def test_a_tls_handshake_that_stalls_is_timed_out_after_hello_timeout(
         assert timeout - 1 < time.monotonic() - started < timeout + 3
         peer.close()
     assert any(f"no hello within {timeout:g} seconds" in r.getMessage() for r in caplog.records)
+
+
+def test_plain_bytes_after_the_handshake_are_a_broken_record_not_a_failed_handshake(
+    engine, certificate
+) -> None:
+    cert, key = certificate
+    with engine(port=0, bot=False, ssl_context=server_context(cert, key)) as server:
+        context = client_context(cert)
+        with ChatClient(*server.address, nick="bob", ssl_context=context) as bob:
+            raw = socket.create_connection(server.address)
+            ada = context.wrap_socket(raw, server_hostname="127.0.0.1")
+            assert ada.recv(4096).startswith(b"labchat/1 Welcome")
+            ada.sendall(b'{"type":"hello","nick":"ada","version":1}\n')
+            bob.receive_until(is_event("join", sender="ada"))
+            os.write(ada.fileno(), b"plain words on a TLS connection\n")  # under the TLS layer
+            left = bob.receive_until(is_event("leave", sender="ada"))
+            assert left.text.startswith("broken TLS record (")
+            ada.close()
 
 
 def test_tls_connections_carry_a_two_way_burst_intact(tls_server, certificate) -> None:

@@ -229,7 +229,8 @@ class Session:
                 plaintext, ended = self.tls.receive(data)
                 handshake = self.tls.outgoing()
         except ssl.SSLError as exc:
-            self.end(f"TLS handshake failed ({exc.reason or exc})", fault=True)
+            what = "broken TLS record" if self.tls.established else "TLS handshake failed"
+            self.end(f"{what} ({exc.reason or exc})", fault=True)
             return
         if handshake:
             self.core.hub.send(self, handshake, raw=True)
