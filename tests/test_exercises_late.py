@@ -409,3 +409,15 @@ def test_a_client_that_prints_bytes_after_a_label_is_told_to_decode(tmp_path: Pa
     else:
         result = exercises.check_client_in_room(client, quiet=True)
         assert result.lines[-1].startswith("not yet: the client printed the room's banner as bytes: got: b'")
+
+
+def test_a_server_that_ends_with_a_traceback_is_not_told_it_ended_well(tmp_path: Path):
+    server, _ = learner_program(
+        tmp_path, "server", "except (KeyboardInterrupt, EOFError, OSError):", "except (EOFError, OSError):"
+    )
+    result = exercises.check_chat_programs(server, classic("client"), quiet=True)
+    assert not result.passed
+    assert not any("ended both programs" in line or "noticed and ended" in line for line in result.lines)
+    crash = next(line for line in result.lines if "crashed" in line)
+    assert crash.startswith("not yet: chat_server.py crashed: KeyboardInterrupt")
+    assert "catch it around the input loop (except KeyboardInterrupt)" in crash

@@ -356,6 +356,8 @@ def check_chat_programs(
         client_gone = _client_ended(child)
         server_gone = host.ended()
         if client_gone and server_gone:
+            if chat.crashed():  # ended, but with a traceback: not the end the exercise asks for
+                return
             feedback.ok("bye in the client ended both programs")
         else:
             stuck = " and ".join(
@@ -400,6 +402,9 @@ def _check_dead_client(feedback: Feedback, server: str, client: str) -> None:
             return
         os.kill(child.pid, signal.SIGKILL)  # the client's machine is switched off, say
         if host.ended():
+            chat.child = None  # the client was killed on purpose: only the server's crash counts
+            if chat.crashed():
+                return
             feedback.ok("when the client was killed, the server noticed and ended")
         else:
             chat.child = None  # the client was killed on purpose: only the server's crash counts now
