@@ -768,3 +768,34 @@ def test_a_roll_that_never_returns_is_named_at_its_line_and_stopped():
     ]
     assert len(result.lines) == 1 and result.lines[0] in said, result.lines
     assert exercise_threads_end(), "the learner's loop was left spinning in the kernel"
+
+
+class LengthDecoderCheckingLate:
+    def __init__(self, max_size=65536):
+        self.max_size = max_size
+        self.buffer = b""
+
+    def feed(self, data):
+        self.buffer += data
+
+    def messages(self):
+        out = []
+        while len(self.buffer) >= 4:
+            size = int.from_bytes(self.buffer[:4], "big")
+            if size > self.max_size:
+                raise ValueError("too big")
+            if len(self.buffer) < 4 + size:
+                break
+            out.append(self.buffer[4 : 4 + size])
+            self.buffer = self.buffer[4 + size :]
+        return out
+
+
+def test_a_length_decoder_that_refuses_a_huge_header_only_in_messages_is_told_where():
+    result = exercises.check_length_decoder(LengthDecoderCheckingLate, quiet=True)
+    assert result.lines[-1] == (
+        "not yet: a header announcing 4,000,000,000 bytes was refused only when messages() was called "
+        "(ValueError: too big), not by feed(); hint: check the length in feed(), as soon as the 4 header "
+        "bytes are in: a program that feeds and waits for a whole message would wait (and buffer) for "
+        "ever before asking"
+    )

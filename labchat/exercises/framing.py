@@ -525,7 +525,15 @@ def check_length_decoder(feedback: Feedback, decoder_class: Callable[..., Any]) 
         feedback.not_yet(f"fed a header announcing 4,000,000,000 bytes: {huge.did('feed()')}", loop_hint)
     elif huge.error is not None:
         feedback.ok(f"an announced length of 4 GB was refused at once ({describe(huge.error)})")
+    elif (later := attempt(_messages, huge.value)).error is not None:
+        feedback.not_yet(
+            "a header announcing 4,000,000,000 bytes was refused only when messages() was called "
+            f"({describe(later.error)}), not by feed()",
+            "check the length in feed(), as soon as the 4 header bytes are in: a program that feeds "
+            "and waits for a whole message would wait (and buffer) for ever before asking",
+        )
     else:
+        later.stop()
         feedback.not_yet(
             "a header announcing 4,000,000,000 bytes was taken without complaint",
             "check the length against max_size as soon as the 4 header bytes are in, and raise ValueError: "
@@ -533,5 +541,11 @@ def check_length_decoder(feedback: Feedback, decoder_class: Callable[..., Any]) 
         )
 
 
-def _feed_huge(decoder_class: Callable[..., Any]) -> None:
-    decoder_class(max_size=1024).feed(HEADER.pack(4_000_000_000))
+def _feed_huge(decoder_class: Callable[..., Any]) -> Any:
+    decoder = decoder_class(max_size=1024)
+    decoder.feed(HEADER.pack(4_000_000_000))
+    return decoder
+
+
+def _messages(decoder: Any) -> list[Any]:
+    return list(decoder.messages())
