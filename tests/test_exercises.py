@@ -250,6 +250,28 @@ def test_greeter_with_a_new_answer_passes():
     assert_passes(exercises.check_greeter(QueueGreeter(), "what is a queue?", "thread", quiet=True))
 
 
+class ChattyGreeter(Greeter):
+    """Chooses its words afresh each time: right too."""
+
+    def __init__(self):
+        super().__init__()
+        self.turn = 0
+
+    def on_message(self, nick, text):
+        if "queue" in text.lower() and text.rstrip().endswith("?"):
+            self.turn += 1
+            return [
+                ("A queue passes items between threads.", "Threads share work through a queue.")[
+                    self.turn % 2
+                ]
+            ]
+        return super().on_message(nick, text)
+
+
+def test_greeter_that_words_its_answer_differently_each_time_passes():
+    assert_passes(exercises.check_greeter(ChattyGreeter(), "what is a queue?", "thread", quiet=True))
+
+
 def test_greeter_that_was_not_taught_is_told_what_to_add():
     assert_fails_saying(
         exercises.check_greeter(Greeter(), "what is a queue?", "thread", quiet=True), "glossary"

@@ -188,23 +188,24 @@ def check_greeter(feedback: Feedback, greeter: Greeter, ask: str, expect: str) -
         feedback.not_yet(
             f"it answered small talk: {' '.join(quiet)!r}", "answer only a question, or when addressed"
         )
-    _check_in_a_room(feedback, greeter, ask, got)
+    _check_in_a_room(feedback, greeter, ask, expect)
 
 
-def _check_in_a_room(feedback: Feedback, greeter: Greeter, ask: str, answer: list[str]) -> None:
-    """In a real room, a real client asks ``ask``, and the greeter's ``answer`` comes back to everyone."""
+def _check_in_a_room(feedback: Feedback, greeter: Greeter, ask: str, expect: str) -> None:
+    """In a real room, a real client asks ``ask``, and an answer mentioning ``expect`` comes back
+    to everyone (any answer: a greeter may choose its words afresh each time)."""
     from ..client import ChatClient
 
     with quiet_room(bot=greeter, rate=None) as room, ChatClient(*room.address, nick="ada") as ada:
         ada.send(ask)
         ada.receive_until(lambda e: e.kind == "message" and e.text == ask, timeout=5)
         try:
-            ada.receive_until(lambda e: e.kind == "bot" and e.text in answer, timeout=5)
+            ada.receive_until(lambda e: e.kind == "bot" and expect.lower() in e.text.lower(), timeout=5)
         except TimeoutError:
             feedback.not_yet(
                 f"in a real room on 127.0.0.1, ada asked {ask!r}, and the greeter's answer never came",
-                "the room says what on_message returns: the same question should get the same answer "
-                "there as when on_message is called on its own",
+                f"the room says what on_message returns: there too the answer should mention {expect!r}, "
+                "as when on_message is called on its own",
             )
             return
         feedback.ok(f"in a real room on 127.0.0.1, ada asked {ask!r}, and the answer came to everyone")
