@@ -209,6 +209,14 @@ def test_roll_passes():
     assert_passes(exercises.check_roll(roll, quiet=True))
 
 
+def test_roll_whose_usage_line_starts_with_a_capital_passes():
+    def roll_capital(nick, arg, rng):
+        answer = roll(nick, arg, rng)
+        return "U" + answer[1:] if answer.startswith("usage:") else answer
+
+    assert_passes(exercises.check_roll(roll_capital, quiet=True))
+
+
 def test_roll_that_trusts_its_argument_is_told_to_check_it():
     assert_fails_saying(exercises.check_roll(roll_trusting, quiet=True), "ValueError", "check the argument")
 

@@ -67,7 +67,7 @@ def check_roll(feedback: Feedback, roll: Roll) -> None:
         )
     for bad in ("zero", "0", "1", "-3", "1001", "99999999999"):
         answer = attempt(roll, "ada", bad, rng)
-        if not answer.fine or not str(answer.value).startswith("usage:"):
+        if not answer.fine or not str(answer.value).lower().startswith("usage:"):
             feedback.not_yet(
                 f"roll('ada', {bad!r}, rng): {_how(answer) if not answer.fine else repr(answer.value)}",
                 "check the argument before you use it: a whole number from 2 to 1000, otherwise "
