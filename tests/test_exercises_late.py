@@ -421,3 +421,16 @@ def test_a_server_that_ends_with_a_traceback_is_not_told_it_ended_well(tmp_path:
     crash = next(line for line in result.lines if "crashed" in line)
     assert crash.startswith("not yet: chat_server.py crashed: KeyboardInterrupt")
     assert "catch it around the input loop (except KeyboardInterrupt)" in crash
+
+
+def read_lines_keeping_newlines(sock, count):
+    stream = sock.makefile("r", encoding="utf-8", newline="\n")
+    return [stream.readline() for _ in range(count)]
+
+
+def test_read_lines_that_keeps_each_newline_is_told_to_leave_it_out():
+    result = exercises.check_chopped_client(read_lines_keeping_newlines, quiet=True)
+    assert result.lines == [
+        "not yet: 4 whole lines came out, each still ending in its newline: '--> ada joined\\n'; hint: "
+        "a line is what comes before b'\\n': leave the newline out of the line you return"
+    ]

@@ -98,15 +98,18 @@ def check_chopped_client(feedback: Feedback, read_lines: Callable[[socket.socket
                 )
                 return
             lines = got.value or []
-            whole = (
-                len(lines) == 4
-                and all(isinstance(line, str) for line in lines)
-                and lines[0].startswith("labchat/1 Welcome")
-                and lines[1].startswith("Welcome, ada!")
-                and lines[2] == "--> ada joined"
-                and lines[3] == hello
-            )
-            if got.fine and whole:
+
+            def whole(lines: list) -> bool:
+                return (
+                    len(lines) == 4
+                    and all(isinstance(line, str) for line in lines)
+                    and lines[0].startswith("labchat/1 Welcome")
+                    and lines[1].startswith("Welcome, ada!")
+                    and lines[2] == "--> ada joined"
+                    and lines[3] == hello
+                )
+
+            if got.fine and whole(lines):
                 feedback.ok("the server sent its bytes 1 to 7 at a time, and 4 whole lines came out")
                 feedback.ok(f"the room said: {lines[2]}")
             elif got.fine and any(isinstance(line, bytes) for line in lines):
@@ -121,6 +124,12 @@ def check_chopped_client(feedback: Feedback, read_lines: Callable[[socket.socket
                     f"4 lines were sent in tiny pieces; the greeter's came out as {mangled[:30]!r}, "
                     f"not {hello[:27]!r}",
                     WHOLE_CHARACTERS,
+                )
+                return
+            elif got.fine and whole([str(line).rstrip("\r\n") for line in lines]):
+                feedback.not_yet(
+                    f"4 whole lines came out, each still ending in its newline: {lines[2]!r}",
+                    "a line is what comes before b'\\n': leave the newline out of the line you return",
                 )
                 return
             elif got.fine:
