@@ -215,7 +215,8 @@ def attempt(
             return
 
     outcome.thread = threading.Thread(target=run, name=name, daemon=True)
-    _calls.append(outcome)
+    if _checking:  # (a call made outside any check is the caller's to stop)
+        _calls.append(outcome)
     outcome.thread.start()
     return outcome.wait(timeout)
 
@@ -223,6 +224,7 @@ def attempt(
 # Every call of the learner's code made by the checks now running (``guarded``): a loop
 # still going when its check ends is stopped then, so a cell leaves nothing spinning.
 _calls: list[Attempt] = []
+_checking: list[str] = []  # the names of the checks running now, outermost first
 
 
 def _stop_the_rest(first: int) -> None:
@@ -273,6 +275,7 @@ def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]
         def check(*args: Any, quiet: bool = False, **kwargs: Any) -> Result:
             feedback = Feedback(name, quiet)
             first = len(_calls)
+            _checking.append(name)
             try:
                 body(feedback, *args, **kwargs)
             except Exception as error:  # a surprise in the check must not become a traceback either
@@ -293,6 +296,7 @@ def guarded(name: str) -> Callable[[Callable[..., None]], Callable[..., Result]]
                         "nothing worked yet: start with the first thing the exercise asks for",
                     )
             finally:
+                _checking.pop()
                 _stop_the_rest(first)
             return feedback.result
 
