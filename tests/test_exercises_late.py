@@ -434,3 +434,18 @@ def test_read_lines_that_keeps_each_newline_is_told_to_leave_it_out():
         "not yet: 4 whole lines came out, each still ending in its newline: '--> ada joined\\n'; hint: "
         "a line is what comes before b'\\n': leave the newline out of the line you return"
     ]
+
+
+def test_a_client_that_receives_in_its_main_thread_is_told_to_start_one(tmp_path: Path):
+    client, _ = learner_program(
+        tmp_path,
+        "client",
+        "threading.Thread(target=receive, args=(sock,), daemon=True).start()",
+        "receive(sock)",
+    )
+    result = exercises.check_chat_programs(classic("server"), client, quiet=True)
+    assert result.lines[-1] == (
+        "not yet: a line typed in the client never appeared on the server; hint: the client starts no "
+        "thread, so it receives in its main thread and never gets to input(): run receive in a second "
+        "one, threading.Thread(target=receive, args=(sock,), daemon=True).start()"
+    )

@@ -322,6 +322,14 @@ def check_chat_programs(
         child.sendline("hello from the client")
         if host.expect(r"hello from the client"):
             feedback.ok("a line typed in the client appeared on the server")
+        elif "Thread(" not in Path(client).read_text(encoding="utf-8", errors="replace"):
+            chat.not_yet(
+                "a line typed in the client never appeared on the server",
+                "the client starts no thread, so it receives in its main thread and never gets to "
+                "input(): run receive in a second one, threading.Thread(target=receive, args=(sock,), "
+                "daemon=True).start()",
+            )
+            return
         else:
             chat.not_yet(
                 "a line typed in the client never appeared on the server",
