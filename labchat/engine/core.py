@@ -322,7 +322,7 @@ class ChatServerCore:
         victim = self.pending.admit(session, session.host, _silent)
         if victim is not None:
             log.warning(
-                "%s: too many connections waiting to join; the oldest from %s gives way",
+                "%s: too many connections waiting to join; one from %s gives way (a silent one first)",
                 session.where,
                 victim.host,
             )

@@ -293,6 +293,8 @@ class SelectorChatServer(ChatServerCore):
         if session.leaving or not session.joined or not session.conversation.unprocessed:
             self._close(session)
             return
+        with session.lock:
+            session.outbox.close()  # (closed already when the send itself failed)
         session.backlogged = False  # nothing more goes out: no waiting for a dead socket
         session.drained.set()
         self._update(session)
