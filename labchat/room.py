@@ -507,8 +507,8 @@ class Room:
         if not new:
             raise RoomError("usage", "usage: /nick NEW")
         new = check_nick(new)
-        if new == nick:
-            return Outcome()
+        if new == nick:  # said so, lest the silence look like a room that did not hear
+            return Outcome([Delivery(self._event("system", text=f"you are already {nick}"), (member,))])
         if self._is_muted(nick):  # a new nick is words everyone sees, and a way out of the mute
             raise RoomError(
                 "muted", "you are muted by an operator: your nick stays as it is until you are unmuted"

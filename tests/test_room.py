@@ -333,7 +333,8 @@ def test_nick_changes_are_announced_and_checked(room: Room) -> None:
     assert say(room, "a", "/nick BOB")[0].event.code == "nick-taken"
     assert say(room, "a", "/nick 9lives")[0].event.code == "nick-invalid"
     assert say(room, "a", "/nick")[0].event.code == "usage"
-    assert say(room, "a", "/nick ada2") == []  # the same nick: nothing happens
+    (same,) = say(room, "a", "/nick ada2")  # the same nick: nothing changes, and she is told so
+    assert (same.event.kind, same.event.text, same.to) == ("system", "you are already ada2", ("a",))
     assert say(room, "a", "/nick ADA2")[0].event.target == "ADA2"  # a new case is allowed
 
 
