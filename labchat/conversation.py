@@ -16,7 +16,9 @@ A person on netcat sends several lines as one message by fencing them: a line
 of exactly ```` ``` ```` (or ```` ```python ````) opens a block, the next
 ```` ``` ```` line closes it, and the block comes out as one ``Say`` whose text
 is the fenced block, fences included. Nothing else comes out while it is open,
-and it is bounded as any message is (MAX_LINES lines, MAX_TEXT characters).
+and it is bounded as any message is (MAX_LINES lines, MAX_TEXT characters). A
+block still open when the peer hangs up comes out then, closed, as a last line
+without its newline does: what a person sent is not lost.
 
 Errors say who is at fault: ``LocalProtocolError`` when this side misuses the
 API (saying hello twice, chatting before joining), ``RemoteProtocolError`` when
@@ -190,7 +192,12 @@ class ServerConversation:
                     return Invalid(exc.code, str(exc) + self._drop_block())
                 raise RemoteProtocolError(exc.code, str(exc)) from None
             if line is None:
-                return CLOSED if self._decoder.closed else NEED_DATA
+                if not self._decoder.closed:
+                    return NEED_DATA
+                if self._block and not self._block_dropped:  # they hung up inside a block: it is
+                    lines, self._block = self._block, None  # theirs still, as a last line is
+                    return Say(text="\n".join([*lines, "```"]))
+                return CLOSED
             if self.state is State.HELLO:
                 return self._hello(line)
             if self.mode == "text":

@@ -8,6 +8,7 @@ programs (ChatClient, or a raw JSON peer) and people on netcat side by side.
 from __future__ import annotations
 
 import re
+import socket
 import subprocess
 
 import pytest
@@ -163,10 +164,21 @@ def test_a_broken_line_inside_a_block_drops_the_block() -> None:
     assert events[0].code == "bad-utf8" and events[1] == Say(text="after")
 
 
-def test_a_block_never_closed_is_never_said() -> None:
+def test_a_block_still_open_when_the_person_hangs_up_is_said_closed() -> None:
     cy = person()
-    cy.receive_data(fenced("```", "half a thought"))
+    cy.receive_data(fenced("```python", "print(1)") + b"print(2)")  # no closing fence, no last newline
+    assert cy.next_event() is NEED_DATA
     cy.receive_data(b"")
+    assert cy.next_event() == Say(text="```python\nprint(1)\nprint(2)\n```")
+    assert cy.next_event() is CLOSED
+
+
+def test_a_dropped_block_still_open_at_the_end_stays_dropped() -> None:
+    cy = person()
+    cy.receive_data(fenced("```", "fine") + b"caf\xe9\n" + fenced("more"))
+    cy.receive_data(b"")
+    events = everything(cy)
+    assert [type(e) for e in events] == [Invalid] and events[0].code == "bad-utf8"
     assert cy.next_event() is CLOSED
 
 
@@ -247,6 +259,16 @@ def test_a_fenced_block_from_netcat_reaches_everyone_as_one_message(connect, raw
     assert bob.receive_until(said("cy"), timeout=WAIT).text == "after"  # nothing in between
     assert cy.line_with(b"cy: ```python") == b"cy: ```python"
     assert [cy.text() for _ in range(5)] == ["cy| def f():", "cy|", "cy|     return 1", "cy| bye", "cy| ```"]
+
+
+def test_a_block_piped_into_netcat_without_its_closing_fence_still_arrives(connect, raw) -> None:
+    bob = connect("bob")
+    cy = netcat(raw, "cy")
+    cy.send("```python\nprint(1)\n\nprint(2)\n")  # `cat prog.py | nc -q0`, the fence forgotten
+    cy.sock.shutdown(socket.SHUT_WR)
+    block = bob.receive_until(said("cy"), timeout=WAIT)
+    assert block.text == "```python\nprint(1)\n\nprint(2)\n```"
+    assert bob.receive_until(lambda e: e.kind == "leave", timeout=WAIT).sender == "cy"
 
 
 def test_a_block_too_long_from_netcat_is_refused_and_the_chat_goes_on(connect, raw) -> None:
