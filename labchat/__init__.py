@@ -6,12 +6,23 @@ with ChatServer(port=0) as server:
     host, port = server.address
     with ChatClient(host, port, nick="ada") as ada:
         ada.send("hello")
+
+A library does not choose where its log goes: labchat's loggers ("labchat.server",
+"labchat.client", ...) have a handler that does nothing, so a server's background
+threads never write warnings into whatever a notebook cell is printing; a program
+that configures logging (``labchat serve`` does) sees them all.
 """
+
+import logging
 
 from .client import ChatClient, ConnectionClosed, JoinRefused
 from .doctor import doctor
 from .protocol import Event, ProtocolError
 from .server import ChatServer
+
+# Without it, Python's last-resort handler prints a warning from any thread on stderr,
+# which a kernel shows in the cell that happens to be running.
+logging.getLogger("labchat").addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 __all__ = [

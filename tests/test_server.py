@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import socket
+import subprocess
+import sys
 import threading
 
 import pytest
@@ -17,6 +19,40 @@ WAIT = 5.0  # seconds any one wait may take
 
 
 # -- lifecycle ----------------------------------------------------------------------------
+
+
+# A room of one, a second connection refused (a warning in the server's log), in a fresh
+# interpreter: where the warning goes is decided by the logging the program set up.
+REFUSAL_SCRIPT = """
+import logging, socket, sys
+import labchat
+if sys.argv[2] == "configured":
+    logging.basicConfig(format="logged %(levelname)s %(message)s")
+with getattr(labchat.server, sys.argv[1])(port=0, max_clients=1, bot=False) as room:
+    first = socket.create_connection(room.address, timeout=5)
+    first.recv(1024), first.sendall(b"ada\\n"), first.recv(1024)
+    second = socket.create_connection(room.address, timeout=5)
+    said = b""
+    while chunk := second.recv(1024):  # what it is told, up to the hang-up
+        said += chunk
+    print(said.decode().strip())
+"""
+
+
+@pytest.mark.parametrize("logging_set_up", ["unconfigured", "configured"])
+def test_a_warning_reaches_stderr_only_where_the_program_configured_logging(engine, logging_set_up) -> None:
+    run = subprocess.run(
+        [sys.executable, "-c", REFUSAL_SCRIPT, engine.__name__, logging_set_up],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "the room is full" in run.stdout
+    if logging_set_up == "unconfigured":  # as in a notebook: nothing printed from the server's threads
+        assert run.stderr == ""
+    else:
+        assert "logged WARNING" in run.stderr and "the room is full" in run.stderr
 
 
 def test_defaults_are_safe(engine) -> None:
