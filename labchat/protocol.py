@@ -394,7 +394,10 @@ def say_text(line: bytes) -> str | None:
 # What say_texts puts between lines: a newline may stand only between tokens, never inside
 # a JSON string, so no string reaches across it.
 _SPLICE = b"]\n,["
-_load_array = json.JSONDecoder().raw_decode
+# Objects come out as their lists of pairs (``list`` is called in C, no frame a line), so a
+# key written twice is seen: with dicts, a second "text" would hide a first one holding the
+# brackets of a splice, and two lines that are not JSON would pass as two frames.
+_load_array = json.JSONDecoder(object_pairs_hook=list).raw_decode
 
 
 def say_texts(lines: list[bytes]) -> list[str] | None:
@@ -403,10 +406,12 @@ def say_texts(lines: list[bytes]) -> list[str] | None:
     bytes), and then ``say_text`` and ``decode_frame`` read them one by one.
 
     The lines are parsed as one array ``[[line],[line],...]``. Each element must be a list
-    of one object with two strings, so none holds a ``]`` outside a string: the ``]``
-    before every spliced newline closes an element, and as many elements as lines means
-    each element is one whole line. A program's chat arrives in runs like this, and one
-    parse for all costs a third of one for each (``benchmarks.path``)."""
+    of one object with two pairs, keys ``type`` and ``text``, both strings, so none holds
+    a ``]`` outside a string: the ``]`` before every spliced newline closes an element,
+    and as many elements as lines means each element is one whole line. A text with a
+    character past ASCII is sent on to ``decode_frame``, which refuses a lone surrogate
+    (a ``"\\ud800"`` escape) as ``say_text`` does. A program's chat arrives in runs like
+    this, and one parse for all costs a third of one for each (``benchmarks.path``)."""
     try:
         text = b"[[" + _SPLICE.join(lines) + b"]]"
     except TypeError:  # a too-long line's error among them
@@ -424,11 +429,20 @@ def say_texts(lines: list[bytes]) -> list[str] | None:
     for item in items:
         if type(item) is not list or len(item) != 1:
             return None
-        frame = item[0]
-        if type(frame) is not dict or len(frame) != 2 or frame.get("type") != "say":
+        pairs = item[0]  # an object, as its list of (key, value) tuples
+        if type(pairs) is not list or len(pairs) != 2:
             return None
-        said = frame.get("text")
-        if type(said) is not str:
+        one, two = pairs
+        if type(one) is not tuple or type(two) is not tuple:  # an array of two, not an object
+            return None
+        (first, one), (second, two) = one, two
+        if first == "type" and second == "text":
+            kind, said = one, two
+        elif first == "text" and second == "type":
+            kind, said = two, one
+        else:
+            return None
+        if kind != "say" or type(said) is not str or not said.isascii():
             return None
         out.append(said)
     return out

@@ -36,9 +36,12 @@ _INVISIBLE = frozenset(
 # Tag characters (U+E0000 to U+E007F) spell out hidden ASCII; the one place they belong is
 # a flag's tag sequence (black flag, tags, cancel tag: the flag of Scotland), kept whole.
 _TAGS = re.compile("\U0001f3f4[\U000e0020-\U000e007e]+\U000e007f|([\U000e0000-\U000e007f])")
-# Any character safe() changes: controls, DEL, 8-bit controls, the invisibles and the tags
-# (made from the set above, so the two never disagree).
-_UNSAFE = re.compile("[\x00-\x1f\x7f-\x9f" + "".join(sorted(map(chr, _INVISIBLE))) + "\U000e0000-\U000e007f]")
+# Any character safe() changes: controls, DEL, 8-bit controls, the invisibles, lone
+# surrogates (a str can hold one, UTF-8 cannot: text with one could never be sent) and the
+# tags (made from the set above, so the two never disagree).
+_UNSAFE = re.compile(
+    "[\x00-\x1f\x7f-\x9f" + "".join(sorted(map(chr, _INVISIBLE))) + "\ud800-\udfff\U000e0000-\U000e007f]"
+)
 
 # Tab stops in multi-line text, every 4 columns: a tab-indented snippet keeps its shape
 # (one space per tab would flatten it), and nothing moves a reader's cursor.
@@ -59,7 +62,7 @@ def _safe_line(text: str) -> str:
             out.append("^" + chr(code + 0x40))
         elif code == 0x7F:
             out.append("^?")
-        elif 0x80 <= code < 0xA0 or code in _INVISIBLE:
+        elif 0x80 <= code < 0xA0 or code in _INVISIBLE or 0xD800 <= code < 0xE000:
             out.append(f"<U+{code:04X}>")
         else:
             out.append(ch)
@@ -70,7 +73,8 @@ def safe(text: str, *, multiline: bool = False) -> str:
     """Text with every control character made visible and inert.
 
     ESC becomes ``^[``, a NUL ``^@``, DEL ``^?`` and the 8-bit controls
-    ``<U+009B>`` style; a tab becomes a space. Printable text is unchanged.
+    ``<U+009B>`` style, as are a lone surrogate and the invisible characters; a
+    tab becomes a space. Printable text is unchanged.
 
     With ``multiline=True`` (a chat message) each ``\\n`` is kept as a line
     break, a ``\\r\\n`` becomes ``\\n``, tabs become spaces to the next stop of

@@ -12,7 +12,7 @@ import pytest
 import labchat
 from labchat.bot import Greeter
 from labchat.protocol import MAX_TEXT, Event
-from labchat.room import BIG_ROOM, MAX_NICK, Delivery, Room, RoomError, check_nick
+from labchat.room import BIG_ROOM, MAX_NICK, Delivery, Room, RoomError, check_nick, clean_text
 
 
 def quiet_room(**kwargs: object) -> Room:
@@ -316,6 +316,14 @@ def test_who_lists_the_members(room: Room) -> None:
     assert delivery.to == ("a",)
     assert delivery.event.users == ("ada", "bob")
     assert delivery.event.text == "2 here: ada, bob"
+
+
+def test_a_lone_surrogate_is_shown_by_name_so_every_text_kept_can_be_sent() -> None:
+    # A str may hold one (a JSON "\\ud800" escape), UTF-8 may not: kept as it is, the room's
+    # history would hold an event no client could be sent.
+    assert clean_text("x\ud800y\udfff") == "x<U+D800>y<U+DFFF>"
+    assert clean_text("one\n\udc80two") == "one\n<U+DC80>two"
+    assert clean_text("\U0001f44b") == "\U0001f44b"  # a whole character past the BMP is kept
 
 
 def test_me_is_an_action(room: Room) -> None:

@@ -421,6 +421,31 @@ def test_bytes_that_are_not_text_are_refused_and_the_sender_may_carry_on(engine,
     assert not errors()
 
 
+def test_bad_frames_in_one_packet_are_judged_one_by_one(engine, errors, raw_peer) -> None:
+    # A program's lines that arrive together are read at once; what is wrong in such a run
+    # must be refused exactly as it is alone, and nothing of it may reach the room's history.
+    # (Unpaced, as a room with rate=None reads them: a paced sender's lines come one by one.)
+    with engine(port=0, bot=False, rate=None) as server, ChatClient(*server.address, nick="ada") as ada:
+        program = raw_peer(server, read_banner=True)
+        program.hello("prog")
+        program.send(b'{"type":"say","text":"one"}\n{"type":"say","text":"x\\ud800y"}\n')
+        assert ada.receive_until(is_event("message", sender="prog")).text == "one"
+        assert program.decoded_until(is_event("error")).code == "bad-utf8"
+        # Two lines that are not JSON, written so that spliced together they would parse
+        # as two frames (a key given twice hides the brackets between them).
+        program.send(b'{"type":"say","text":"a"}],[{"type":"say","text":[[\n]],"text":"b"}\n')
+        assert program.decoded_until(is_event("error")).code == "bad-json"
+        assert program.decoded_until(is_event("error")).code == "bad-json"
+        program.send(b'{"type":"say","text":"still here"}\n')
+        assert ada.receive_until(is_event("message", sender="prog")).text == "still here"
+        with ChatClient(*server.address, nick="cy") as cy:  # the history a newcomer is shown is sound
+            assert cy.users == ["ada", "prog", "cy"]
+        back = raw_peer(server, read_banner=True)  # and so is the replay a returning client asks for
+        back.send(b'{"type":"hello","nick":"dee","since":0}\n')
+        assert back.event_until(lambda e: e["type"] == "message" and e.get("history"))["text"] == "one"
+    assert not errors()
+
+
 @pytest.mark.parametrize(
     "nick",
     ["a\x00b", "a\x1b[31m", "<b>bold</b>", "a\u202eb", "x\x07", "a b", "ada\n", "\x9b1m"],
