@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -488,6 +489,15 @@ def decode_event(line: bytes) -> Event:
     users = tuple(get("users", ()))
     if not all(type(user) is str for user in users):
         raise ProtocolError("bad-frame", f"malformed {kind} event: its users are not all strings")
+    if _SURROGATE_ESCAPE.search(line):  # a pair is how an emoji travels; a lone one is no text
+        for name in ("sender", "text", "target", "code", "users"):
+            value = "".join(users) if name == "users" else get(name, "")
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                verb = "are" if name == "users" else "is"
+                what = f"malformed {kind} event: its {name} {verb} not valid Unicode"
+                raise ProtocolError("bad-utf8", what) from None
     # Every field has its type now and the kind is known: Event.checked needs no more.
     return Event.checked(
         kind,
@@ -502,6 +512,10 @@ def decode_event(line: bytes) -> Event:
         get("count", 0),
     )
 
+
+# Where a JSON line can smuggle a surrogate into a str: a \uD800-\uDFFF escape (raw UTF-8
+# cannot encode one). Searched in C, so an event without one costs nothing more.
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89abcdefABCDEF]")
 
 # An event's fields: the JSON types each may have (a bool is not taken for a number), in words.
 _EVENT_FIELDS: dict[str, tuple[tuple[type, ...], str]] = {

@@ -673,6 +673,8 @@ def test_an_entry_that_is_not_one_is_malformed_and_nothing_else():
             for to in ([1.5], [None], [[1]], [True], [""], 3, "bob")
         ),
         json.dumps({"v": 1, "o": "x", "d": [[line, None]] * 3}).encode(),  # 3 numbers below "2-0"
+        # a lone surrogate in an event's text: no server could send it on
+        json.dumps({"v": 1, "o": "x", "d": [['{"type":"message","text":"x\\ud800"}', None]]}).encode(),
         b"[" * 100_000 + b"]" * 100_000,
     ]:
         with pytest.raises(Malformed):

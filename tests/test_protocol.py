@@ -162,6 +162,24 @@ def test_an_event_whose_fields_are_not_what_they_say_is_refused_naming_the_field
     assert caught.value.code == "bad-frame" and str(caught.value).endswith(why)
 
 
+@pytest.mark.parametrize(
+    ("line", "why"),
+    [
+        (b'{"type":"message","sender":"ada","text":"x\\ud800"}', "its text is not valid Unicode"),
+        (b'{"type":"message","sender":"\\uDC00","text":"hi"}', "its sender is not valid Unicode"),
+        (b'{"type":"welcome","users":["ada","\\udfff"]}', "its users are not valid Unicode"),
+    ],
+)
+def test_an_event_with_a_lone_surrogate_is_refused_and_an_escaped_emoji_is_not(line, why) -> None:
+    with pytest.raises(ProtocolError) as caught:
+        decode_event(line)
+    assert caught.value.code == "bad-utf8" and str(caught.value).endswith(why)
+    assert (
+        decode_event(b'{"type":"message","text":"hi \\ud83d\\udc4b \\\\ud800"}').text
+        == "hi \U0001f44b \\ud800"
+    )
+
+
 def test_an_event_takes_whole_seconds_and_lets_a_later_version_s_fields_through() -> None:
     event = decode_event(b'{"type":"message","sender":"ada","text":"hi","seq":3,"time":5,"mood":"ok"}')
     assert (event.seq, event.time, event.text) == (3, 5.0, "hi")
