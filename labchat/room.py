@@ -450,7 +450,12 @@ class Room:
             if not target:
                 extra = " [REASON]" if command == "/kick" else ""
                 raise RoomError("usage", f"usage: {command} NICK{extra}")
-            aimed = self._find(target)
+            try:
+                aimed = self._find(target)
+            except RoomError:
+                if command != "/unmute" or skeleton(target) not in self._muted:
+                    raise
+                aimed = None  # they left while muted: the mute can still be lifted (below)
             if aimed in self._operators:  # the host among them: the room is theirs
                 if aimed == member:
                     raise RoomError("is-operator", f"you may not {command} yourself")
@@ -590,7 +595,12 @@ class Room:
         return Outcome([told, self._broadcast("leave", sender=nick, text=why)], removed=[key])
 
     def _set_muted(self, target: str, muted: bool, by: str) -> Outcome:
-        nick = self._name(self._find(target))
+        try:
+            nick = self._name(self._find(target))
+        except RoomError:
+            if muted or skeleton(target) not in self._muted:
+                raise
+            nick = safe(target)  # left while muted: the mute waits for the nick, and may be lifted
         (self._muted.add if muted else self._muted.discard)(skeleton(nick))
         code, done = ("mute", "muted") if muted else ("unmute", "unmuted")
         return Outcome([self._broadcast("system", code=code, sender=nick, text=f"{nick} was {done} by {by}")])

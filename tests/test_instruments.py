@@ -105,6 +105,27 @@ def test_whoever_joins_with_a_muted_nick_is_told_it_is_muted(room, connect) -> N
     assert notice.text == "the nick Sam is muted by an operator: you are muted until one unmutes it"
 
 
+def test_a_muted_nick_that_has_left_can_be_unmuted_before_it_comes_back(room, connect) -> None:
+    teacher = connect("teacher", server=room, op_token="owl-op")
+    sam = connect("sam", server=room)
+    teacher.send("/mute sam")
+    said(sam, "system", code="mute")
+    sam.close()
+    said(teacher, "leave", sender="sam")
+    teacher.send("/unmute sam")
+    assert said(teacher, "system", code="unmute").text == "sam was unmuted by teacher"
+    teacher.send("/mute sam")  # muting someone who is not here is still refused
+    assert said(teacher, "error", code="no-such-nick").text.startswith("nobody called 'sam'")
+    again = connect("sam", server=room)
+    again.send("heard again")
+    assert said(teacher, "message", sender="sam").text == "heard again"
+    room.mute("sam")  # and from Python alike
+    again.close()
+    said(teacher, "leave", sender="sam")
+    room.unmute("Sam")
+    assert said(teacher, "system", code="unmute").text == "Sam was unmuted by the server"
+
+
 def test_a_muted_person_is_refused_with_an_error_and_reaches_nobody(room, connect) -> None:
     teacher = connect("teacher", server=room, op_token="owl-op")
     ada, bob = connect("ada", server=room), connect("bob", server=room)
