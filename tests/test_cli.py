@@ -12,6 +12,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sysconfig
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,7 +78,8 @@ def test_every_command_has_help_with_examples(command):
 
 
 def test_version_help_and_the_console_script_agree():
-    script = shutil.which("labchat")
+    # Beside this interpreter first (a virtual environment not activated), then on PATH.
+    script = shutil.which("labchat", path=sysconfig.get_path("scripts")) or shutil.which("labchat")
     assert script, "the labchat console script is not installed (pip install -e .)"
     as_module = run("--version")
     as_script = subprocess.run([script, "--version"], capture_output=True, text=True, timeout=30)
