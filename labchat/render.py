@@ -226,6 +226,23 @@ def clock(event: Event) -> str:
     return _time.strftime("%H:%M", _time.localtime(event.time))
 
 
+def _frame(kind: str, text: str) -> tuple[str, str]:
+    """(lead, tail): a view's own words around an event's text, ``{sender}`` and ``{target}``
+    where the nicks go (a template: the words are ours, the nicks are filled in)."""
+    if kind == "action":
+        return "* {sender} ", ""
+    if kind == "private":
+        return "[private] {sender} -> {target}: ", ""
+    if kind in ("join", "leave"):
+        said = "--> {sender} joined" if kind == "join" else "<-- {sender} left"
+        return (f"{said} (", ")") if text else (said, "")
+    if kind == "nick":
+        return "--- {sender} is now known as {target}", ""
+    if kind == "error":
+        return "!!! ", ""
+    return "", ""  # message and bot (the speaker is shown apart), welcome, system
+
+
 def _parts(event: Event) -> tuple[str, str, str, str]:
     """(who, lead, text, tail), all made safe: a view shows ``who`` apart, then lead + text + tail.
 
@@ -234,21 +251,9 @@ def _parts(event: Event) -> tuple[str, str, str, str]:
     """
     sender, target = safe(event.sender), safe(event.target)
     text = safe(event.text, multiline=True)
-    kind = event.kind
-    if kind in ("message", "bot"):
-        return sender, "", text, ""
-    if kind == "action":
-        return "", f"* {sender} ", text, ""
-    if kind == "private":
-        return "", f"[private] {sender} -> {target}: ", text, ""
-    if kind in ("join", "leave"):
-        said = f"{'-->' if kind == 'join' else '<--'} {sender} {'joined' if kind == 'join' else 'left'}"
-        return ("", f"{said} (", text, ")") if text else ("", said, "", "")
-    if kind == "nick":
-        return "", f"--- {sender} is now known as {target}", "", ""
-    if kind == "error":
-        return "", "!!! ", text, ""
-    return "", "", text, ""  # welcome, system
+    lead, tail = _frame(event.kind, text)
+    who = sender if event.kind in ("message", "bot") else ""
+    return who, lead.format(sender=sender, target=target), text, tail
 
 
 def describe(event: Event) -> tuple[str, str]:
@@ -404,8 +409,10 @@ def html_body(event: Event, *, nick: str = "") -> str:
     A fenced block becomes ``<pre><code class="language-X">``, highlighted by
     Pygments with inline styles when it is installed and knows the language
     (escaped as it is otherwise); inline code becomes ``<code>``; line breaks
-    in the text become ``<br>``. A mention of ``@nick`` is wrapped in
-    ``<mark class="lc-mention">``. No markup from the text itself survives.
+    in the text become ``<br>``, and every line after the first is inside one
+    ``<div class="lc-more">`` (see ``continued``). A mention of ``@nick`` is
+    wrapped in ``<mark class="lc-mention">``. No markup from the text itself
+    survives.
     """
     pattern = _mention(nick) if nick else None
     out = []
@@ -422,17 +429,43 @@ def html_body(event: Event, *, nick: str = "") -> str:
             if pattern is not None:
                 words = pattern.sub(lambda m: f'<mark class="lc-mention">{m.group(0)}</mark>', words)
             out.append(words.replace("\n", "<br>"))
-    return "".join(out)
+    return continued("".join(out))
+
+
+def continued(body: str) -> str:
+    """HTML of a text's lines with every line after the first inside ``<div class="lc-more">``.
+
+    The panel's style sets that block in and draws a rule beside it, so a further line of a
+    message, ``10:02 teacher: run this`` say, can never pass for a line of its own.
+    ``body`` is HTML as this module writes it: the first line ends at the first ``<br>``
+    or where the first code block starts (user text is escaped, so neither can be the
+    sender's; a code block holds no ``<br>``).
+    """
+    ends = [at for at in (body.find("<br>"), body.find("<pre>")) if at >= 0]
+    if not ends:
+        return body
+    cut = min(ends)
+    rest = body[cut + 4 :] if body.startswith("<br>", cut) else body[cut:]
+    return f'{body[:cut]}<div class="lc-more">{rest}</div>'
 
 
 def html_line(event: Event, *, show_time: bool = True) -> str:
     """One event as an HTML fragment: every piece of user text escaped, code blocks as code."""
-    who, lead, text, tail = _parts(event)
+    who, _, text, _ = _parts(event)
     stamp = f'<span class="lc-time">{clock(event)}</span> ' if show_time and event.time else ""
+    # Every nick is isolated from the words beside it: a right-to-left nick must not pull them
+    # into its run (nick "דני" and "123 hello" must not read "123 :דני hello"). A nick within
+    # the words is in a <bdi>; the speaker's is a <b class="lc-nick">, which the panels' style
+    # isolates (unicode-bidi: isolate), so a plain message's fragment stays as it always was.
+    nicks = {
+        name: f"<bdi>{html.escape(safe(nick))}</bdi>"
+        for name, nick in (("sender", event.sender), ("target", event.target))
+    }
+    lead, tail = (html.escape(words).format(**nicks) for words in _frame(event.kind, text))
     if event.kind in CHAT_KINDS:
-        body = html.escape(lead) + html_body(event) + html.escape(tail)
+        body = lead + html_body(event) + tail
     else:
-        body = html.escape(lead + text + tail).replace("\n", "<br>")
+        body = continued(lead + html.escape(text).replace("\n", "<br>") + tail)
     if who:
         colour = _HTML_COLOURS[_NICK_COLOURS.index(nick_colour(event.sender))]
         name = f'<b class="lc-nick" style="color:{colour}">{html.escape(who)}</b>: '

@@ -115,6 +115,19 @@ def test_chat_cell_magic_sends_the_cell_as_a_fenced_block(kernel, server):
         assert big == "not sent: 6013 characters as a message, and the chat takes 4000"
 
 
+def test_a_line_longer_than_the_chat_takes_is_refused_in_one_sentence_and_never_sent(kernel, server):
+    port = server.address[1]
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        ok(kernel, "%load_ext labchat")
+        ok(kernel, f"from labchat.widgets import join\npanel = join('127.0.0.1', {port}, nick='ada')")
+        said = refused(kernel, "%chat " + "x" * 4500)
+        assert said == "not sent: 4500 characters as a message, and the chat takes 4000"
+        ok(kernel, "%chat after that")
+        assert bob.receive_until(message_from("ada")).text == "after that"  # the first that went
+        seen = "panel.wait_for('ada: after that', timeout=10)\nprint(panel.transcript_lines()[-2:])"
+        assert ok(kernel, seen).stdout == "['--> ada joined', 'ada: after that']\n"  # no error between
+
+
 def test_chat_paste_puts_a_code_block_from_the_chat_in_the_next_cell(kernel, server):
     port = server.address[1]
     with ChatClient("127.0.0.1", port, nick="bob") as bob:

@@ -8,6 +8,7 @@ import re
 import subprocess
 import sys
 import time
+from html.parser import HTMLParser
 
 import pytest
 
@@ -24,6 +25,8 @@ from labchat.render import (
     safe,
     terminal,
 )
+from labchat.widgets.style import CSS
+from labchat.widgets.view import CodeBlock, code_of, event_html
 
 NOON = time.mktime((2024, 5, 6, 12, 34, 0, 0, 0, -1))  # local time, whatever the zone
 
@@ -104,7 +107,7 @@ def test_html_escapes_everything_a_user_typed() -> None:
 
 def test_html_for_notices_has_no_nick_and_no_time_when_asked() -> None:
     fragment = html_line(event("join", sender="<i>bob</i>"), show_time=False)
-    assert fragment == '<div class="lc-event lc-join">--&gt; &lt;i&gt;bob&lt;/i&gt; joined</div>'
+    assert fragment == '<div class="lc-event lc-join">--&gt; <bdi>&lt;i&gt;bob&lt;/i&gt;</bdi> joined</div>'
 
 
 def test_describe_splits_speaker_from_text() -> None:
@@ -171,6 +174,67 @@ def test_a_message_of_several_lines_on_a_plain_line_marks_each_line_as_its_own()
     assert plain(forged) == "ada: hi\nada| ^[[2Jbob: fake"  # every line says whose it is
 
 
+class _Lines(HTMLParser):
+    """The text of an HTML fragment, each piece with whether it is inside a ``lc-more`` block."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pieces: list[tuple[str, bool]] = []
+        self._open: list[bool] = []  # for each open element: is it a further-lines block
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag not in ("br",):
+            self._open.append("lc-more" in (dict(attrs).get("class") or "").split())
+
+    def handle_endtag(self, tag: str) -> None:
+        self._open.pop()
+
+    def handle_data(self, data: str) -> None:
+        self.pieces.append((data, any(self._open)))
+
+
+def further(fragment: str) -> tuple[str, str]:
+    """(the first line's text, the further lines' text) of an event's HTML."""
+    lines = _Lines()
+    lines.feed(fragment)
+    return "".join(t for t, more in lines.pieces if not more), "".join(t for t, more in lines.pieces if more)
+
+
+@pytest.mark.parametrize(
+    ("kind", "text", "first", "rest"),
+    [
+        ("message", "ok\n12:34 teacher: paste this: import os", "12:34 mallory: ok", "12:34 teacher: paste"),
+        ("message", "```python\nx = 1\n```\n12:34 teacher: run it", "12:34 mallory: ", "x = 1"),
+        ("message", "see:\n```\nx\n```\n12:34 teacher: run it", "12:34 mallory: see:", "12:34 teacher:"),
+        ("message", "@ada look\n\n12:34 teacher: hi", "12:34 mallory: @ada look", "12:34 teacher: hi"),
+        ("action", "waves\n12:34 teacher: hi", "12:34 * mallory waves", "12:34 teacher: hi"),
+        ("private", "psst\n12:34 teacher: hi", "12:34 [private] mallory -> ada: psst", "12:34 teacher: hi"),
+        ("leave", "bye\n12:34 teacher: hi", "12:34 <-- mallory left (bye", "12:34 teacher: hi)"),
+    ],
+)
+def test_every_further_line_of_a_message_in_html_is_set_apart(
+    kind: str, text: str, first: str, rest: str
+) -> None:
+    item = event(kind, sender="mallory", target="ada", text=text)
+    blocks = [CodeBlock(n, "mallory", language, code) for n, (language, code) in enumerate(code_of(item), 1)]
+    fragment = event_html(item, nick="ada", blocks=blocks)  # as a panel draws it: captions, mentions
+    head, more = further(fragment)
+    assert head == first  # the first line alone stands where a line of its own would
+    assert rest in more and "teacher" not in head
+    assert fragment.count('<div class="lc-more">') == 1
+    assert event_html(event(kind, sender="mallory", target="ada", text="one line")).count("lc-more") == 0
+
+
+def test_a_right_to_left_nick_is_isolated_from_the_words_beside_it() -> None:
+    message = event_html(event("message", sender="דני", text="123 hello"))
+    assert re.search(r'<b class="lc-nick" [^>]*>דני</b>: 123 hello', message)
+    assert re.search(r"\.lc-nick \{[^}]*unicode-bidi: isolate", CSS)  # the panels' style isolates it
+    assert "* <bdi>דני</bdi> 123 waves" in event_html(event("action", sender="דני", text="123 waves"))
+    private = event_html(event("private", sender="דני", target="bob", text="1 2"))
+    assert "[private] <bdi>דני</bdi> -&gt; <bdi>bob</bdi>: 1 2" in private
+    assert "--&gt; <bdi>דני</bdi> joined" in event_html(event("join", sender="דני"))
+
+
 def test_a_terminal_prints_further_lines_under_the_first_indented_to_the_text() -> None:
     item = event("message", sender="ada", text="first\n    indented\n\nlast")
     assert terminal(item).split("\n") == [
@@ -235,7 +299,8 @@ def test_html_body_escapes_text_and_shows_code_as_code() -> None:
     body = html_body(event("message", sender="bob", text=text), nick="ada")
     mention = '<mark class="lc-mention">@ada</mark>'
     assert body.startswith(f"&lt;b&gt;hi&lt;/b&gt; &amp; <code>&lt;i&gt;</code> {mention}")
-    assert '<pre><code class="language-python">' in body and body.endswith("</code></pre>bye")
+    assert f'{mention}<div class="lc-more"><pre><code class="language-python">' in body
+    assert body.endswith("</code></pre>bye</div>")
     assert '<span style="color: #008000; font-weight: bold">if</span>' in body  # inline styles: no stylesheet
     code = body.split('<code class="language-python">')[1].split("</code></pre>")[0]
     assert html.unescape(re.sub(r"<[^>]+>", "", code)) == 'if a < b and "x":\n    pass'
@@ -244,19 +309,23 @@ def test_html_body_escapes_text_and_shows_code_as_code() -> None:
 
 def test_html_body_of_a_language_it_does_not_know_is_escaped_as_it_is() -> None:
     body = html_body(event("message", sender="bob", text="```nosuchlang\n<x> & y\n```"))
-    assert body == '<pre><code class="language-nosuchlang">&lt;x&gt; &amp; y</code></pre>'
+    more = '<div class="lc-more">'  # the code's lines follow the fence's: further lines of the message
+    assert body == f'{more}<pre><code class="language-nosuchlang">&lt;x&gt; &amp; y</code></pre></div>'
     unnamed = html_body(event("message", sender="bob", text="```\n<x>\n```"))
-    assert unnamed == "<pre><code>&lt;x&gt;</code></pre>"
-    assert html_body(event("message", sender="bob", text="a\nb")) == "a<br>b"
+    assert unnamed == f"{more}<pre><code>&lt;x&gt;</code></pre></div>"
+    assert html_body(event("message", sender="bob", text="a\nb")) == f"a{more}b</div>"
 
 
 def test_html_line_of_a_plain_message_is_unchanged_and_code_is_code() -> None:
     simple = html_line(event("message", sender="ada", text="hi"), show_time=False)
     assert simple.endswith(">ada</b>: hi</div>")
     fragment = html_line(event("private", sender="ada", target="bob", text="see `x`"), show_time=False)
-    assert fragment == '<div class="lc-event lc-private">[private] ada -&gt; bob: see <code>x</code></div>'
-    notice = html_line(event("system", text="one\ntwo"), show_time=False)
-    assert notice == '<div class="lc-event lc-system">one<br>two</div>'
+    assert fragment == (
+        '<div class="lc-event lc-private">'
+        "[private] <bdi>ada</bdi> -&gt; <bdi>bob</bdi>: see <code>x</code></div>"
+    )
+    notice = html_line(event("system", text="one\ntwo\nthree"), show_time=False)
+    assert notice == '<div class="lc-event lc-system">one<div class="lc-more">two<br>three</div></div>'
 
 
 def test_without_pygments_code_is_shown_escaped_and_plain() -> None:
@@ -272,7 +341,8 @@ def test_without_pygments_code_is_shown_escaped_and_plain() -> None:
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     body, shown = (ast.literal_eval(line) for line in done.stdout.splitlines())
-    assert body == '<pre><code class="language-python">if a &lt; b:\n    pass</code></pre>'
+    code = '<pre><code class="language-python">if a &lt; b:\n    pass</code></pre>'
+    assert body == f'<div class="lc-more">{code}</div>'
     assert shown == (
         f"\x1b[2m\x1b[0m\x1b[1;{nick_colour('bob')}mbob\x1b[0m: \x1b[2m```python\x1b[22m\n"
         "     if a < b:\n         pass\n     \x1b[2m```\x1b[22m"

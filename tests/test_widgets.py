@@ -256,6 +256,34 @@ def test_a_port_that_is_not_labchat_is_named():
     assert "is not a labchat server (it said 'SSH-2.0-OpenSSH_9.6')" in panel.status
 
 
+def test_a_cafile_that_cannot_be_read_is_a_message_not_a_traceback(tmp_path):
+    missing = tmp_path / "class.pem"
+    panel = join("127.0.0.1", free_port(), nick="ada", cafile=missing)
+    assert panel.state == "failed" and panel.client is None
+    assert panel.status.endswith(f'cannot read the certificate "{missing}" (no such file or directory)')
+    (tmp_path / "notes.pem").write_text("not a certificate\n")
+    other = join("127.0.0.1", free_port(), nick="ada", cafile=tmp_path / "notes.pem")
+    assert other.state == "failed" and other.status.endswith("(it holds no PEM certificate)")
+
+
+def test_a_port_out_of_range_is_refused_never_wrapped_round(server):
+    port = server.address[1]
+    wrapped = join("127.0.0.1", port + 65536, nick="ada")  # a socket would take it as ``port``
+    assert wrapped.state == "failed" and wrapped.client is None and server.users() == []
+    assert wrapped.status == (
+        f"could not connect to 127.0.0.1:{port + 65536}: a port is a whole number from 1 to 65535, "
+        f"not {port + 65536}"
+    )
+    assert "from 1 to 65535, not 0" in join("127.0.0.1", 0, nick="ada").status
+    assert "not 'fifty'" in join("127.0.0.1", "fifty", nick="ada").status
+    assert join(f"127.0.0.1:{port + 65536}", nick="ada").state == "failed"
+    digits = join("127.0.0.1", str(port), nick="ada")  # its digits are a port, as typed
+    assert digits.state == "connected" and digits.address == ("127.0.0.1", port)
+    refused = host(port=70000, nick="teacher")
+    assert refused.state == "failed" and refused.server is None
+    assert refused.status.endswith("a port is a whole number from 0 to 65535, not 70000")
+
+
 # -- the host panel -------------------------------------------------------------------------
 
 
@@ -358,6 +386,59 @@ def test_host_with_a_bad_nick_stops_its_server():
     panel = host(port=0, nick="9lives")
     assert panel.state == "failed" and panel.server is None
     assert "must start with a letter (so the server was stopped)" in panel.status
+
+
+def test_a_port_given_as_digits_serves_and_a_mistaken_host_call_leaves_nothing_behind():
+    port = free_port()
+    panel = host(port=str(port), nick="teacher", bot=False)
+    assert panel.state == "serving" and panel.address == ("127.0.0.1", port)
+    again = host(port=port, nick="teacher", bot=False)  # the same port, as a number: replaced
+    assert again.state == "serving" and live_panels() == [again]
+    again.close()
+    words = host(port="fifty", nick="teacher")
+    assert words.state == "failed" and words.server is None
+    assert words.status == (
+        "could not start a server on 127.0.0.1:fifty: a port is a whole number from 0 to 65535, not 'fifty'"
+    )
+    busy = host(port=free_port(), nick="9lives")  # a failed start is registered nowhere
+    assert busy.state == "failed" and live_panels() == []
+    with pytest.raises(TypeError, match=r"^history is how many messages a newcomer is shown, .* not '20'$"):
+        host(port=0, nick="teacher", history="20")
+    with pytest.raises(TypeError, match="bogus"):  # ChatServer takes no such keyword
+        host(port=0, nick="teacher", bogus=1)
+    assert live_panels() == [] and labchat_threads() == []
+
+
+def test_bye_from_the_host_panel_stops_the_room_as_stop_does():
+    panel = host(port=0, nick="teacher", bot=False)
+    with ChatClient("127.0.0.1", panel.address[1], nick="ada") as ada:
+        panel.wait_for("--> ada joined")
+        enter(panel, "bye")
+        notice = ada.receive_until(lambda e: e.kind == "system" and e.code == "closing", timeout=5)
+        assert notice.text == "the host stopped the server"
+    assert panel.state == "stopped" and panel.status == "stopped: you said bye, which closes the room"
+    assert not panel.server.running and panel.stop_button.disabled and panel.input.disabled
+    assert connections_threads() == [] and live_panels() == []
+
+
+def test_a_server_closed_from_python_stops_its_panel_and_the_panel_says_so():
+    panel = host(port=0, nick="teacher", bot=False)
+    assert connections_threads() == ["labchat-connections-teacher"]
+    panel.server.close()
+    panel.client._receiver.join(5)  # the own chat's end is handled on its receiver thread
+    assert panel.state == "stopped" and panel.status == "stopped: the server was closed"
+    assert connections_threads() == [] and panel.stop_button.disabled and live_panels() == []
+
+
+def test_when_the_host_chat_ends_by_itself_the_panel_says_the_room_still_serves():
+    panel = host(port=0, nick="teacher", bot=False)
+    panel.client.close()  # not Stop: as if its connection broke
+    assert panel.server.running and panel.state == "serving" and panel.input.disabled
+    ended = "your own chat ended (you left the chat); the room still serves, and Stop closes it"
+    assert panel.status == ended
+    assert not panel.stop_button.disabled
+    panel.stop_button.click()
+    assert panel.state == "stopped" and not panel.server.running and connections_threads() == []
 
 
 def test_hosting_again_on_the_same_port_replaces_the_old_panel():
@@ -508,6 +589,16 @@ def test_the_wire_keeps_as_few_lines_as_the_transcript(server):
         lines = panel.wire_lines()  # before bob leaves: his leave would be one line more, on its way
         assert len(lines) == 20 and any('"text":"number 99"' in line for line in lines)
         assert len(wire_divs(panel)) == 20 and event_divs(panel) == 20
+
+
+@pytest.mark.parametrize("token", ['say "please"', "back\\slash", "tab\there", "pässwörd"])
+def test_an_operator_token_that_json_escapes_is_hidden_on_the_wire_too(token):
+    panel = host(port=0, nick="teacher", wire=True, bot=False, op_token=token)
+    hello = json.loads(panel.wire_lines()[1][3:])
+    assert hello["op_token"] == "(hidden)"
+    escaped = json.dumps(token)[1:-1]
+    assert not any(token in line or escaped in line for line in panel.wire_lines())
+    assert token not in panel.transcript.value and html_of(escaped) not in panel.transcript.value
 
 
 def test_the_host_panel_shows_its_wire_with_the_operator_token_hidden():
@@ -807,6 +898,42 @@ def test_keys_typed_just_after_enter_stay_and_the_sent_line_does_not_come_back(s
         assert panel.input.value == "second"
 
 
+def test_an_enter_typed_just_after_enter_sends_what_follows_too(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        enter(panel, "ok")
+        assert bob.receive_until(message_from("ada")).text == "ok"
+        panel.input.value = "ok\nyes\n"  # "yes" and Enter, typed before the browser saw the clear
+        assert bob.receive_until(message_from("ada")).text == "yes"
+        assert panel.input.value == ""
+        panel.input.value = "yes\nand\nmore\n"  # several lines after it: a paste, kept whole
+        assert panel.input.value == "and\nmore\n"
+
+
+def test_a_message_longer_than_the_chat_takes_stays_in_the_box_unsent(server):
+    port = server.address[1]
+    panel = join("127.0.0.1", port, nick="ada")
+    with ChatClient("127.0.0.1", port, nick="bob") as bob:
+        code = "\n".join(f"print({n})" for n in range(250))
+        panel.input.value = code  # a paste
+        panel.input.value = code + "\n"  # and Enter at its end
+        assert panel.input.value == code  # kept, without the Enter
+        assert panel.status == "not sent: 250 lines as a message, and the chat takes 200"
+        enter(panel, "x" * 4500)
+        assert panel.input.value == "x" * 4500
+        assert panel.status == "not sent: 4500 characters as a message, and the chat takes 4000"
+        assert "not sent: 4500 characters" in panel.status_line.value
+        assert panel.say("/me " + "y" * 4001) is False  # a command's text is measured too
+        enter(panel, "short")
+        assert bob.receive_until(message_from("ada")).text == "short"  # the first thing that went
+        panel.wait_for("ada: short")
+        assert panel.status == f"connected to 127.0.0.1:{port} as ada"  # the refusal has had its say
+        assert not any("too long" in line for line in panel.transcript_lines())
+        assert panel.say("x" * 4000) is True  # as long as the chat takes: sent
+        assert len(bob.receive_until(message_from("ada")).text) == 4000
+
+
 @pytest.mark.parametrize(
     ("old", "new", "sent"),
     [
@@ -928,6 +1055,27 @@ def test_rerun_restart_and_shutdown_leave_no_server_behind(kernel):
     assert run_cell(client, again) == "serving\n"  # the same port binds at once
     manager.shutdown_kernel(now=False)
     assert not manager.is_alive() and refuses(second)
+
+
+def test_every_panel_one_run_of_a_cell_makes_stays_until_the_cell_runs_again(kernel, server):
+    _, client = kernel
+    port = server.address[1]
+    cell = (
+        "from labchat.widgets import host, join, live_panels\n"
+        f"ada = join('127.0.0.1', {port}, nick='ada')\n"
+        f"bob = join('127.0.0.1', {port}, nick='bob')\n"
+        f"more = [join('127.0.0.1', {port}, nick=n) for n in ('cyd', 'dee')]\n"
+        "rooms = [host(port=0, nick=n, bot=False) for n in ('t1', 't2')]\n"
+        "print([(p.nick, p.state) for p in live_panels()])"
+    )
+    guests = [(nick, "connected") for nick in ("ada", "bob", "cyd", "dee")]
+    made = f"{guests + [('t1', 'serving'), ('t2', 'serving')]}\n"
+    assert run_cell(client, cell, cell_id="class") == made
+    assert server.users() == ["ada", "bob", "cyd", "dee"]
+    assert run_cell(client, cell, cell_id="class") == made  # the earlier run's panels went first
+    assert server.users() == ["ada", "bob", "cyd", "dee"]
+    threads = run_cell(client, THREADS)
+    assert threads.count("'labchat-accept'") == 2 and threads.count("labchat-client-") == 6
 
 
 def test_a_panel_shows_itself_once_per_cell_run(kernel, server):

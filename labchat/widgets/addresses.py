@@ -1,8 +1,11 @@
 """Where a panel connects and how to say it: host:port forms, readable failures, reachable addresses.
 
 Small pure helpers the panels share, and the addresses a host panel gives others
-(this machine's own, from ``labchat.hostaddr``). The rule it keeps: nothing here
-sends a packet, and every failure becomes one short sentence a learner can act on.
+(this machine's own, from ``labchat.hostaddr``). The rules it keeps: nothing here
+sends a packet; a port is a whole number from 1 to 65535 (0 too, for a server:
+any free port), given as a number or as its digits, and anything else is refused
+before a socket sees it (a socket would wrap 70000 round to another port); every
+failure becomes one short sentence a learner can act on.
 """
 
 from __future__ import annotations
@@ -12,6 +15,20 @@ import socket
 
 from ..hostaddr import hostport, own_addresses
 from ..protocol import DEFAULT_PORT
+
+
+def port_number(port: object, *, server: bool = False) -> int:
+    """``port`` as a number, from an int or its digits ("5050"); ValueError, in one sentence, if it is
+    not a port (``server``: 0 is one too, and picks a free port)."""
+    lowest = 0 if server else 1
+    number = None
+    if isinstance(port, int) and not isinstance(port, bool):
+        number = port
+    elif isinstance(port, str) and port.strip().isascii() and port.strip().isdigit():
+        number = int(port.strip())
+    if number is None or not lowest <= number <= 65535:
+        raise ValueError(f"a port is a whole number from {lowest} to 65535, not {port!r}")
+    return number
 
 
 def split(host: str, port: int | None) -> tuple[str, int]:

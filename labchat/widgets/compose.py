@@ -1,4 +1,4 @@
-"""What the input box sends: the Enter rule, and code fenced as a chat message.
+"""What the input box sends: the Enter rule, code fenced as a chat message, and what is too long to send.
 
 A stock ``Textarea`` cannot tell Enter from Shift+Enter (both insert a newline
 before the kernel hears of it, and no stock widget reports keys), so the panel
@@ -10,15 +10,20 @@ reads the box's value as it changes and decides from the text alone:
 - a paste arrives whole and stays in the box, however many lines it has, until
   you press Enter at its end or click Send.
 
-Nothing here touches a widget or a socket: the rule is a function of the box's
-text before and after a change, tested by values.
+A message the chat would refuse for its size (over ``MAX_TEXT`` characters or
+``MAX_LINES`` lines, measured as the room measures it) is not sent at all:
+``refusal`` says why in one sentence, and the text stays where it was typed.
+
+Nothing here touches a widget or a socket: each rule is a function of text
+(the box's before and after a change), tested by values.
 """
 
 from __future__ import annotations
 
 import re
 
-from ..text import FENCE_LINE, fence_open
+from ..protocol import MAX_LINES, MAX_TEXT
+from ..text import FENCE_LINE, fence_open, safe, trim
 
 
 def typed_enter(old: str, new: str) -> str | None:
@@ -58,3 +63,22 @@ def fenced(code: str, language: str = "python") -> str:
     inner = [len(run) for run in re.findall(r"^ {0,3}(`{3,})", code, flags=re.MULTILINE)]
     fence = "`" * max([3, *(n + 1 for n in inner)])
     return f"{fence}{language}\n{code}\n{fence}"
+
+
+def refusal(text: str) -> str | None:
+    """Why the chat would refuse ``text`` for its size, as one sentence, or None if it takes it.
+
+    Measured as ``room.clean_text`` measures a message (trimmed, controls made visible),
+    so the panel refuses just what the room would. A ``/command`` is measured by what
+    follows its name, the part the room keeps.
+    """
+    body = text.strip()
+    if body.startswith("/"):
+        body = body.partition(" ")[2]
+    kept = safe(trim(body), multiline=True)
+    if len(kept) > MAX_TEXT:
+        return f"not sent: {len(kept)} characters as a message, and the chat takes {MAX_TEXT}"
+    lines = kept.count("\n") + 1
+    if lines > MAX_LINES:
+        return f"not sent: {lines} lines as a message, and the chat takes {MAX_LINES}"
+    return None

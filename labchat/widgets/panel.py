@@ -8,28 +8,32 @@ escaped, never HTML) and what it does goes through ``ChatClient``. A panel whose
 connection drops reconnects by itself, its status line saying "reconnecting..."
 until it is back. The rules it keeps: widgets are written under one lock, from
 whichever thread has news; the input box is written only by the kernel's main
-thread; at most ``max_lines`` recent lines are kept and shown (and as many lines
-of the wire, when it is on show), and a burst of events is drawn at most once per
-``REDRAW_INTERVAL``.
+thread; a message the chat would refuse for its size is never sent (the status
+line says why, and the typed text stays in the box); at most ``max_lines``
+recent lines are kept and shown (and as many lines of the wire, when it is on
+show), and a burst of events is drawn at most once per ``REDRAW_INTERVAL``.
 """
 
 from __future__ import annotations
 
 import html
+import json
 import ssl
 import threading
 import time
 from collections import deque
+from pathlib import Path
 from typing import Any
 
 import ipywidgets as widgets
 
-from .. import protocol, render
+from .. import render
 from ..client import ChatClient, ConnectionClosed, JoinRefused
 from ..protocol import Event
 from ..server import ChatServer
-from .addresses import reason, where
-from .compose import fenced, typed_enter
+from ..tls import client_context
+from .addresses import port_number, quoted, reason, where
+from .compose import fenced, refusal, typed_enter
 from .registry import WIDGET_LOCK, forget, request
 from .style import CSS, MARKS, OTHER_MARK
 from .view import CodeBlock, code_of, event_html, mentions
@@ -65,7 +69,8 @@ class ChatPanel(widgets.VBox):
     - ``state``: "connected", "reconnecting" (the connection dropped; the client is getting
       back in), "disconnected" or "failed"; ``status``: the status line as text.
     - ``say(text)``: send a line as if typed (a message, ``bye`` or a ``/command``);
-      ``share(code, language)``: send code as a fenced block.
+      ``share(code, language)``: send code as a fenced block. Either returns False, the
+      status line saying why until a line goes, for what is not sent (too long, say).
     - ``code_blocks()``: the code blocks seen in the chat, oldest first, numbered as shown.
     - ``unread_mentions``: messages naming you with @ since you last used the panel
       (typed in it or clicked one of its buttons); ``mark_read()``.
@@ -100,7 +105,7 @@ class ChatPanel(widgets.VBox):
         self._taken = 0  # events taken so far: the next one is numbered one more
         self._wire = WireLog(max_lines)
         self._wire_on = wire  # lines are kept only while the wire is on show
-        self._hidden = b""  # the operator token: a screen may be projected, so it never shows
+        self._hidden: tuple[bytes, ...] = ()  # the operator token, as sent: a screen may be projected
         self._text: deque[str] = deque(maxlen=max_lines)
         self._ended = False  # the client's end has been handled
         self._shown: tuple[str, ...] = ()  # the text lines as last drawn
@@ -113,6 +118,7 @@ class ChatPanel(widgets.VBox):
         self._code_count = 0  # code blocks seen so far: the next one is numbered one more
         self._unread = 0
         self._sent_box = ""  # the box's text as it was last sent, until the next change
+        self._refused: tuple[str, str] | None = None  # (the status before, why a line was not sent)
         self.title = widgets.HTML()
         self.read_button = widgets.Button(
             description="mark read",
@@ -164,19 +170,34 @@ class ChatPanel(widgets.VBox):
         *,
         token: str | None = None,
         ssl_context: ssl.SSLContext | None = None,
+        tls: bool = False,
+        cafile: str | Path | None = None,
         timeout: float = 10.0,
         reconnect: bool = True,
         op_token: str | None = None,
     ) -> bool:
         """Join the room at (host, port); on failure the status line says why. True if joined.
 
-        With ``reconnect`` a dropped connection is re-established by the client, and the
-        status line says "reconnecting..." meanwhile. ``op_token`` (the server's) joins as
-        an operator, who may /kick, /mute and /unmute.
+        ``port`` may be its digits ("5050"). ``tls=True`` (or a ``cafile``, the certificate
+        to trust) speaks TLS unless ``ssl_context`` is given. With ``reconnect`` a dropped
+        connection is re-established by the client, and the status line says
+        "reconnecting..." meanwhile. ``op_token`` (the server's) joins as an operator, who
+        may /kick, /mute and /unmute.
         """
-        self.address = (host, port)
         place = where(host, port)
-        self._hidden = op_token.encode("utf-8") if op_token else b""
+        try:
+            port = port_number(port)
+        except ValueError as exc:
+            return self._fail(f"could not connect to {place}: {exc}")
+        self.address = (host, port)
+        self._hidden = _sent_forms(op_token) if op_token else ()
+        if ssl_context is None and (tls or cafile):
+            try:
+                ssl_context = client_context(cafile)
+            except OSError as exc:  # a file that is not there, or (ssl.SSLError) holds no certificate
+                what = f"the certificate {quoted(str(cafile))}" if cafile else "this machine's certificates"
+                why = "it holds no PEM certificate" if isinstance(exc, ssl.SSLError) else reason(exc)
+                return self._fail(f"could not connect to {place}: cannot read {what} ({why})")
         try:
             client = ChatClient(
                 host,
@@ -207,37 +228,33 @@ class ChatPanel(widgets.VBox):
         return True
 
     def say(self, text: str) -> bool:
-        """Send one line as if typed. False, and the status line says why, if it could not go."""
+        """Send one line as if typed. False, and the status line says why, if it could not go
+        (a message longer than the chat takes is not sent at all)."""
         if not isinstance(text, str):
             raise TypeError(f"say() takes text, not {type(text).__name__}")
         if not text.strip():
             return False
+        why = refusal(text)
+        if why is not None:  # the room would refuse it: say so here, before it goes
+            return self._refuse(why)
         client = self.client
         if client is None or not client.connected:
-            self._set_state(self.state, f"not sent: you are not connected ({self.status})")
-            return False
+            return self._refuse(f"not sent: you are not connected ({self._plain_status()})")
         try:
             client.send(text)
         except ConnectionClosed as exc:
             self._set_state("disconnected", f"not sent: {exc}")
             return False
+        self._unrefuse()
         return True
 
     def share(self, code: str, language: str = "python") -> bool:
         """Send ``code`` to the chat as a fenced block in ``language``; False (the status line
         says why) if it could not go."""
         text = fenced(code, language)
-        lines = text.count("\n") + 1
         if not code.strip():
-            why = "not sent: there is no code to share"
-        elif len(text) > protocol.MAX_TEXT:
-            why = f"not sent: {len(text)} characters as a message, and the chat takes {protocol.MAX_TEXT}"
-        elif lines > protocol.MAX_LINES:
-            why = f"not sent: {lines} lines as a message, and the chat takes {protocol.MAX_LINES}"
-        else:
-            return self.say(text)
-        self._set_state(self.state, why)
-        return False
+            return self._refuse("not sent: there is no code to share")
+        return self.say(text)  # which refuses a block longer than the chat takes
 
     def code_blocks(self) -> list[CodeBlock]:
         """The code blocks seen in the chat (the newest ``MAX_CODE_BLOCKS``), oldest first."""
@@ -408,6 +425,27 @@ class ChatPanel(widgets.VBox):
         self._set_state("failed", why)
         return False
 
+    def _refuse(self, why: str) -> bool:
+        """The status line says why a line was not sent, until one is (then it says what it said)."""
+        with self._lock:
+            self._refused = (self._plain_status(), why)
+            self.status = why
+        self._draw()
+        return False
+
+    def _plain_status(self) -> str:
+        """The status line without a refusal still on it (caller may hold the lock)."""
+        refused = self._refused
+        return refused[0] if refused is not None and self.status == refused[1] else self.status
+
+    def _unrefuse(self) -> None:
+        """A line went: a refusal still on the status line has had its say."""
+        with self._lock:
+            if self._refused is None:
+                return
+            self.status, self._refused = self._plain_status(), None
+        self._draw()
+
     def _connected_status(self) -> str:
         host, port = self.address
         return f"connected to {where(host, port)} as {self.client.nick}"
@@ -490,17 +528,22 @@ class ChatPanel(widgets.VBox):
             self._ended = True
         self._pull()
         if not self._stopping:
-            self._set_state("disconnected", f"disconnected: {reason}")
+            self._set_state(*self._chat_ended(reason))
         else:
             self._draw()
+
+    def _chat_ended(self, reason: str) -> tuple[str, str]:
+        """The state and status once the client has ended by itself (not by stop())."""
+        return "disconnected", f"disconnected: {reason}"
 
     def _on_wire(self, direction: str, line: bytes) -> None:
         """A line as it travels (from the thread that sent or received it)."""
         with self._lock:
             if not self._wire_on:
                 return
-            if self._hidden and direction == "->":
-                line = line.replace(self._hidden, b"(hidden)")
+            if direction == "->":
+                for form in self._hidden:
+                    line = line.replace(form, b"(hidden)")
             now = self._wire.add(direction, line)
         if now:  # a frame that carries an event is drawn with that event, a moment later
             self._draw_soon(elsewhere=True)  # the client may hold its send lock while it taps
@@ -521,10 +564,11 @@ class ChatPanel(widgets.VBox):
         sent, self._sent_box = self._sent_box, ""
         if sent and new.startswith(sent) and new != sent:
             # Keys typed before the browser heard that the box was cleared: the message went
-            # already, so only they stay in the box.
+            # already, so only they stay in the box. They were typed into what the person saw
+            # as an empty box, so the Enter rule reads them so: an Enter among them sends too.
+            old, new = "", new[len(sent) :]
             with WIDGET_LOCK:
-                self.input.value = new[len(sent) :]
-            return
+                self.input.value = new
         text = typed_enter(old, new)
         if text is not None and text.strip():
             self._send_input(text)
@@ -547,8 +591,20 @@ class ChatPanel(widgets.VBox):
         if self.say(text):
             self._clear_input()
             self._sent_box = box  # set after the clear, whose own change would forget it
+        elif box.endswith("\n") and box[:-1] == text:
+            # Not sent (the status line says why): what was typed stays, without the newline
+            # of the Enter that tried to send it, ready to be cut down and sent again.
+            with WIDGET_LOCK:
+                self.input.value = text
 
     def _clear_input(self) -> None:
         with WIDGET_LOCK:
             self.input.value = ""
             self.input.rows = 2
+
+
+def _sent_forms(token: str) -> tuple[bytes, ...]:
+    """The ways ``token`` can appear in a line this side sends: as it is and as a JSON string
+    (``"`` and ``\\`` escaped, as the hello carries it), the longer first."""
+    forms = {token, json.dumps(token, ensure_ascii=False)[1:-1], json.dumps(token)[1:-1]}
+    return tuple(sorted((form.encode("utf-8") for form in forms if form), key=len, reverse=True))

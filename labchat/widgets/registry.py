@@ -2,9 +2,12 @@
 
 A kernel runs cells again and again; this module is what makes that safe. Each
 panel is remembered under the cell that made it (the front end's cell id, or the
-cell's code), so re-running the cell closes the old panel, its client and its
-server, before the new one binds: never an "Address already in use". At kernel
-shutdown every panel still live leaves politely and its server stops.
+cell's code) and the run of that cell that made it (its request's message id),
+so re-running the cell closes the panels its earlier runs made, their clients
+and their servers, before the new one binds: never an "Address already in use".
+Every panel one run makes stays (two ``join`` calls in one cell, or a list of
+them, are that many panels). At kernel shutdown every panel still live leaves
+politely and its server stops.
 
 The rule it keeps: a panel is in the registry from the moment its cell made it
 until it is stopped, and only there; nothing here draws or touches a socket.
@@ -15,7 +18,7 @@ from __future__ import annotations
 import atexit
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
     from .panel import ChatPanel
@@ -24,14 +27,21 @@ if TYPE_CHECKING:
 # Order: this lock first, then a panel's own lock, never the other way round.
 WIDGET_LOCK = threading.RLock()
 
-_LIVE: dict[object, ChatPanel] = {}
+
+class _Entry(NamedTuple):
+    key: tuple  # (what made it, the cell), the cell None outside a kernel
+    run: str | None  # the message id of the cell run that made it
+    panel: ChatPanel
+
+
+_LIVE: list[_Entry] = []  # oldest first
 _LIVE_LOCK = threading.Lock()
 
 
 def live_panels() -> list[ChatPanel]:
     """The panels of this kernel that have not been stopped, oldest first."""
     with _LIVE_LOCK:
-        return list(_LIVE.values())
+        return [entry.panel for entry in _LIVE]
 
 
 def current_panel() -> ChatPanel | None:
@@ -44,15 +54,21 @@ def current_panel() -> ChatPanel | None:
 
 
 def replace(key: tuple, panel: ChatPanel, also: Callable[[ChatPanel], bool]) -> None:
-    """Close the panel the same cell started last time (and any ``also`` picks); remember this one.
+    """Close the panels ``key`` (what, cell) made in an earlier run of the cell (and any ``also``
+    picks); remember this one with the run now going.
 
-    The old panel is closed as restarting: a host's guests are told to come back.
+    The old panels are closed as restarting: a host's guests are told to come back.
     """
     same_cell = key[1] is not None
+    run = (request().get("header") or {}).get("msg_id")
+
+    def earlier(entry: _Entry) -> bool:
+        return same_cell and entry.key == key and (run is None or entry.run != run)
+
     with _LIVE_LOCK:
-        gone = [k for k, p in _LIVE.items() if (same_cell and k == key) or also(p)]
-        old = [_LIVE.pop(k) for k in gone]
-        _LIVE[key if same_cell else (key[0], id(panel))] = panel
+        old = [entry.panel for entry in _LIVE if earlier(entry) or also(entry.panel)]
+        _LIVE[:] = [entry for entry in _LIVE if not any(entry.panel is p for p in old)]
+        _LIVE.append(_Entry(key, run, panel))
     for p in old:
         p.close(restarting=True)
 
@@ -60,8 +76,7 @@ def replace(key: tuple, panel: ChatPanel, also: Callable[[ChatPanel], bool]) -> 
 def forget(panel: ChatPanel) -> None:
     """A stopped panel leaves the registry."""
     with _LIVE_LOCK:
-        for k in [k for k, v in _LIVE.items() if v is panel]:
-            del _LIVE[k]
+        _LIVE[:] = [entry for entry in _LIVE if entry.panel is not panel]
 
 
 def request() -> dict:

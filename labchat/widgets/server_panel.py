@@ -11,7 +11,10 @@ and redrawn only when what it shows changed; the thread ends when the panel
 stops, is closed or its cell is run again, or when the table is hidden. The
 rules it keeps: only this machine can join unless the host binds beyond
 loopback on purpose, and the panel says so; the own chat lives and ends with the
-server beside it (it never reconnects); a failed start leaves no server running.
+server beside it (it never reconnects): ``bye`` typed by the host is Stop, and a
+server closed from Python stops the panel too (its table's thread ends); should
+the own chat end otherwise, the panel says the room still serves until Stop; a
+failed start leaves no server running and no panel registered.
 """
 
 from __future__ import annotations
@@ -27,12 +30,13 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..hostaddr import hostport, is_loopback
+from ..protocol import is_farewell
 from ..server import ChatServer
 from ..tls import own_server_context, server_context
-from .addresses import loopback, quoted, reachable, reason, where
+from .addresses import loopback, port_number, quoted, reachable, reason, where
 from .connections import Ticker, table_html
 from .panel import MAX_LINES, ChatPanel
-from .registry import WIDGET_LOCK
+from .registry import WIDGET_LOCK, forget
 
 
 class ServerPanel(ChatPanel):
@@ -41,7 +45,7 @@ class ServerPanel(ChatPanel):
     Besides ChatPanel's surface: ``server`` (the ChatServer), ``address`` (where it
     is bound), ``addresses`` (where others can reach it), ``join_command`` (for a
     terminal), ``join_code`` (for a notebook), ``stop_button``. ``state`` is
-    "serving", "stopped" or "failed"; ``stop()`` stops the server.
+    "serving", "stopped" or "failed"; ``stop()`` stops the server, and so does ``say("bye")``.
 
     ``connections_table``: the live table of connections (``connections_box`` shows or
     hides it; hidden, nothing watches the server); ``refresh_connections()`` looks at the
@@ -85,17 +89,19 @@ class ServerPanel(ChatPanel):
         ssl_context: ssl.SSLContext | None = None,
         **server_options: Any,
     ) -> bool:
-        """Start the server and join it over loopback; on failure the status line says why."""
+        """Start the server and join it over loopback; on failure the status line says why (and the
+        panel leaves the registry: nothing of it runs). ``port`` may be its digits ("5050")."""
         self._bind_host = host
         try:
+            number = port_number(port, server=True)
             if cert is not None or key is not None:
                 if cert is None or key is None:
                     raise ValueError("TLS needs both cert= and key=")
                 ssl_context = server_context(cert, key)
-            server = ChatServer(host, port, ssl_context=ssl_context, **server_options)
+            server = ChatServer(host, number, ssl_context=ssl_context, **server_options)
             server.start()
         except (OSError, ValueError, OverflowError, ssl.SSLError) as exc:
-            return self._fail(f"could not start a server on {where(host, port)}: {reason(exc)}")
+            return self._fail_start(f"could not start a server on {where(host, port)}: {reason(exc)}")
         self.server = server
         bound = server.address
         self.addresses = reachable(host, bound[0])
@@ -109,7 +115,7 @@ class ServerPanel(ChatPanel):
             failure = self.status
             server.close()
             self.server = None
-            return self._fail(f"{failure} (so the server was stopped)")
+            return self._fail_start(f"{failure} (so the server was stopped)")
         self.address = (bound[0], bound[1])
         self._set_state("serving", f"serving on {where(*bound)} ({self._reach_note()})")
         self._watch(self.connections_box.value)
@@ -121,20 +127,56 @@ class ServerPanel(ChatPanel):
         With ``restarting`` (the cell is being run again) clients are told the room is
         coming back, so those that reconnect join the new server when it is up.
         """
+        if restarting:
+            self._close_room("the host is restarting the server", "stopped: the cell was run again", True)
+        else:
+            self._close_room("the host stopped the server", "stopped: the server is closed")
+
+    def say(self, text: str) -> bool:
+        """As ChatPanel.say, but ``bye`` (or ``/quit``) from the host stops the server, as Stop does."""
+        if isinstance(text, str) and is_farewell(text) and self.connected:
+            # The host saying goodbye ends the lesson: that is what an instructor who types bye
+            # means, and a room left serving would keep its guests with no host and nobody to
+            # moderate (the own chat, the operator, never comes back). So bye is Stop.
+            self._close_room("the host stopped the server", "stopped: you said bye, which closes the room")
+            return True
+        return super().say(text)
+
+    def _close_room(self, told: str, status: str, restarting: bool = False) -> None:
+        """Leave the chat, close the server telling every client ``told``, then say ``status``."""
         self._stopping = True
         self._watch(False)
         super().stop()
         server = self.server
         if server is not None and server.running:
-            if restarting:
-                server.close("the host is restarting the server", restarting=True)
-                self._set_state("stopped", "stopped: the cell was run again")
-            else:
-                server.close("the host stopped the server")
-                self._set_state("stopped", "stopped: the server is closed")
+            server.close(told, restarting=restarting)
+            self._set_state("stopped", status)
             self.refresh_connections()  # none left
         with WIDGET_LOCK:
             self.stop_button.disabled = True
+
+    def _chat_ended(self, reason: str) -> tuple[str, str]:
+        """The own chat ended, not by stop() (the client's receiver thread)."""
+        server = self.server
+        if server is not None and server.running:
+            # Another operator removed it, or its connection broke: the guests keep their room
+            # (stopping it under a whole class for the host's own line would be worse), and
+            # the panel says so rather than looking like the room is gone.
+            return "serving", f"your own chat ended ({reason}); the room still serves, and Stop closes it"
+        # The server was closed from Python (panel.server.close()): the panel stops with it, as
+        # stop() would stop it (its threads end, it leaves the registry), the server aside.
+        self._stopping = True
+        self._watch(False)  # the table's thread ends: there is nothing left to watch
+        super().stop()
+        with WIDGET_LOCK:
+            self.stop_button.disabled = True
+        return "stopped", "stopped: the server was closed"
+
+    def _fail_start(self, why: str) -> bool:
+        """A start that failed: the status line says why, and nothing is left registered."""
+        self._fail(why)
+        forget(self)
+        return False
 
     @property
     def connected(self) -> bool:

@@ -29,7 +29,9 @@ CSS = """<style>
   flex-direction: column-reverse; border: 1px solid #d0d0d0; border-radius: 4px; padding: 4px 8px;
   background: var(--jp-layout-color0, #fff); }
 .lc-event { white-space: pre-wrap; overflow-wrap: anywhere; line-height: 1.45; }
+.lc-more { margin-left: 1.2em; padding-left: 6px; border-left: 2px solid #c8c8c8; }
 .lc-time { color: #909090; font-size: 0.85em; }
+b.lc-nick { unicode-bidi: isolate; }  /* a right-to-left nick keeps the words after it in their place */
 .lc-join, .lc-leave, .lc-nick { color: #808080; }
 .lc-system, .lc-welcome { color: #505050; font-style: italic; }
 .lc-private { color: #7d3c98; font-style: italic; }
