@@ -55,6 +55,12 @@ def test_a_warning_reaches_stderr_only_where_the_program_configured_logging(engi
         assert "logged WARNING" in run.stderr and "the room is full" in run.stderr
 
 
+@pytest.mark.parametrize("port", ["5050", 5050.0, -1, 65536, True, None])
+def test_a_port_that_is_not_one_is_refused_when_the_server_is_made(engine, port) -> None:
+    with pytest.raises(ValueError, match="port must be a whole number from 0 to 65535"):
+        engine(port=port)
+
+
 def test_defaults_are_safe(engine) -> None:
     server = engine()
     assert (server.host, server.port) == ("127.0.0.1", DEFAULT_PORT) == ("127.0.0.1", 5050)

@@ -121,6 +121,8 @@ class ChatServerCore:
         faults: Faults | dict | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        if type(port) is not int or not 0 <= port <= 65535:  # a str, a float, 70000: said now, not at bind
+            raise ValueError(f"port must be a whole number from 0 to 65535 (0: any free one), not {port!r}")
         self.host = host
         self.port = port
         self.token = token or None
@@ -214,7 +216,7 @@ class ChatServerCore:
         try:
             listener.bind((self.host, self.port))
             listener.listen(128)
-        except OSError:
+        except BaseException:  # whatever bind raises, the socket is not left open
             listener.close()
             raise
         transcript = None
