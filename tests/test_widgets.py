@@ -9,6 +9,7 @@ has delivered events.
 from __future__ import annotations
 
 import json
+import logging
 import re
 import socket
 import threading
@@ -16,7 +17,7 @@ import time
 
 import pytest
 
-from labchat import ChatClient, ChatServer
+from labchat import ChatClient, ChatServer, JoinRefused
 from labchat.text import fence_open
 from labchat.tls import make_certificate
 from labchat.widgets import MAX_LINES, ChatPanel, ServerPanel, host, join, live_panels
@@ -312,6 +313,20 @@ def test_host_panel_serves_says_how_to_join_and_chats():
     assert panel.input.disabled and panel.stop_button.disabled
     with socket.create_server(("127.0.0.1", port)):  # the port is free again
         pass
+
+
+def test_the_host_panel_shows_its_server_s_warnings_and_stops_listening_when_stopped():
+    panel = host(port=0, nick="teacher", bot=False, max_clients=2)  # the host's own chat is one
+    port = panel.address[1]
+    assert panel.server_log.widget.layout.display == "none"  # nothing to show yet
+    with ChatClient("127.0.0.1", port, nick="ada"):
+        with pytest.raises(JoinRefused, match="full"):
+            ChatClient("127.0.0.1", port, nick="bob")
+        line = panel.server_log.wait_for("refused: the room is full")
+        assert "(at most 2 at once)" in line
+        assert "server warnings" in panel.server_log.widget.value
+    panel.stop()
+    assert panel.server_log not in logging.getLogger("labchat.server").handlers
 
 
 def test_the_host_chat_is_an_operator_and_kicks_mutes_from_its_panel():

@@ -37,6 +37,7 @@ from .addresses import loopback, port_number, quoted, reachable, reason, where
 from .connections import Ticker, table_html
 from .panel import MAX_LINES, ChatPanel
 from .registry import WIDGET_LOCK, forget
+from .server_log import ServerLog
 
 
 class ServerPanel(ChatPanel):
@@ -46,6 +47,8 @@ class ServerPanel(ChatPanel):
     is bound), ``addresses`` (where others can reach it), ``join_command`` (for a
     terminal), ``join_code`` (for a notebook), ``stop_button``. ``state`` is
     "serving", "stopped" or "failed"; ``stop()`` stops the server, and so does ``say("bye")``.
+
+    ``server_log``: the server's latest warnings, shown under the table (``wait_for(text)``).
 
     ``connections_table``: the live table of connections (``connections_box`` shows or
     hides it; hidden, nothing watches the server); ``refresh_connections()`` looks at the
@@ -77,6 +80,7 @@ class ServerPanel(ChatPanel):
         self._table = ""  # the table as last drawn
         self._table_drawn = threading.Condition()
         self.clock = time.time
+        self.server_log = ServerLog(nick)  # its warnings, which may not print into a cell
         super().__init__(nick=nick, max_lines=max_lines, height=height, wire=wire)
 
     def start(
@@ -99,6 +103,7 @@ class ServerPanel(ChatPanel):
                     raise ValueError("TLS needs both cert= and key=")
                 ssl_context = server_context(cert, key)
             server = ChatServer(host, number, ssl_context=ssl_context, **server_options)
+            self.server_log.attach()  # before start, which warns if faults are on
             server.start()
         except (OSError, ValueError, OverflowError, ssl.SSLError) as exc:
             return self._fail_start(f"could not start a server on {where(host, port)}: {reason(exc)}")
@@ -152,6 +157,7 @@ class ServerPanel(ChatPanel):
             server.close(told, restarting=restarting)
             self._set_state("stopped", status)
             self.refresh_connections()  # none left
+        self.server_log.detach()
         with WIDGET_LOCK:
             self.stop_button.disabled = True
 
@@ -167,6 +173,7 @@ class ServerPanel(ChatPanel):
         # stop() would stop it (its threads end, it leaves the registry), the server aside.
         self._stopping = True
         self._watch(False)  # the table's thread ends: there is nothing left to watch
+        self.server_log.detach()
         super().stop()
         with WIDGET_LOCK:
             self.stop_button.disabled = True
@@ -174,6 +181,7 @@ class ServerPanel(ChatPanel):
 
     def _fail_start(self, why: str) -> bool:
         """A start that failed: the status line says why, and nothing is left registered."""
+        self.server_log.detach()
         self._fail(why)
         forget(self)
         return False
@@ -231,6 +239,7 @@ class ServerPanel(ChatPanel):
             self.howto,
             *self._body(),
             self.connections_table,
+            self.server_log.widget,
             self._options(),
         )
 

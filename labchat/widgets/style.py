@@ -38,6 +38,7 @@ b.lc-nick { unicode-bidi: isolate; }  /* a right-to-left nick keeps the words af
 .lc-bot { color: #117a65; }
 .lc-error { color: #b03a2e; font-weight: 600; }
 .lc-old { opacity: 0.6; }
+.lc-log { color: #8a5a00; font-size: 0.9em; white-space: pre-wrap; overflow-wrap: anywhere; }
 .lc-users { border: 1px solid #d0d0d0; border-radius: 4px; padding: 4px 8px; height: var(--lc-height, 260px);
   overflow-y: auto; }
 .lc-users li { list-style: none; margin: 0; } .lc-users ul { padding: 0; margin: 2px 0 0 0; }
