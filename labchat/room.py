@@ -15,6 +15,7 @@ as in a room of ten thousand. The public events of the recent past are kept
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
@@ -466,8 +467,10 @@ class Room:
                 return self._kick(target, reason.strip(), nick)
             return self._set_muted(target, command == "/mute", nick)
         if command == "/who":
-            users = tuple(self._everyone())
-            text = f"{len(users)} here: {', '.join(users)}"
+            everyone = self._everyone()
+            users = _listable(everyone)
+            more = f", and {len(everyone) - len(users)} more" if len(users) < len(everyone) else ""
+            text = f"{len(everyone)} here: {', '.join(users)}{more}"
             return Outcome([Delivery(self._event("system", text=text, users=users), you)])
         if command == "/me":
             if not rest.strip():
@@ -652,7 +655,18 @@ class Room:
             return []
         if not all(isinstance(line, str) for line in answer):
             log.warning("the bot %s's %s returned something that is not a line of text", self.bot.nick, hook)
-        return [line for line in answer if isinstance(line, str) and line.strip()]
+        return [self._fit_bot_line(line, hook) for line in answer if isinstance(line, str) and line.strip()]
+
+    def _fit_bot_line(self, line: str, hook: str) -> str:
+        """A bot's line as a member's would be kept (controls made visible), and cut to the
+        message limits if it passes them: a line over the wire's limit would cut off every
+        client it reached, and, kept in the history, every newcomer after them."""
+        try:
+            return clean_text(line)
+        except RoomError as exc:
+            log.warning("the bot %s's %s said a %s; it is cut to fit", self.bot.nick, hook, exc)
+        text = "\n".join(safe(trim(line), multiline=True).split("\n")[:MAX_LINES])
+        return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
     def _bot_says(self, lines: list[str], keep: bool = True) -> list[Delivery]:
         """The bot's lines as room events; ``keep`` puts them in the history too."""
@@ -670,6 +684,21 @@ class Room:
 
 
 _seq_of = attrgetter("seq")
+
+# The most bytes of nicks one /who answer lists (twice over: in its text and its users), well
+# within the line limit (48 KiB) that every client reads: a room of thousands is counted, and
+# its first nicks shown.
+WHO_BYTES = 40_000
+
+
+def _listable(nicks: list[str]) -> tuple[str, ...]:
+    """As many of ``nicks``, first first, as one /who answer can carry."""
+    room = WHO_BYTES
+    for n, nick in enumerate(nicks):
+        room -= 2 * (len(json.dumps(nick)) + 2)  # as JSON writes it (quoted, \uXXXX escapes), and a ", "
+        if room < 0:
+            return tuple(nicks[:n])
+    return tuple(nicks)
 
 
 def _said(exc: BaseException) -> str:

@@ -11,7 +11,7 @@ import pytest
 
 import labchat
 from labchat.bot import Greeter
-from labchat.protocol import MAX_TEXT, Event
+from labchat.protocol import MAX_LINE, MAX_TEXT, Event, encode
 from labchat.room import BIG_ROOM, MAX_NICK, Delivery, Room, RoomError, check_nick, clean_text
 
 
@@ -324,6 +324,23 @@ def test_a_lone_surrogate_is_shown_by_name_so_every_text_kept_can_be_sent() -> N
     assert clean_text("x\ud800y\udfff") == "x<U+D800>y<U+DFFF>"
     assert clean_text("one\n\udc80two") == "one\n<U+DC80>two"
     assert clean_text("\U0001f44b") == "\U0001f44b"  # a whole character past the BMP is kept
+
+
+def test_who_in_a_room_of_thousands_counts_everyone_and_fits_in_a_line() -> None:
+    room = Room(clock=lambda: 1.0, bot=None)
+    nicks = [f"Ωμ{n:05d}" + "α" * 13 for n in range(3000)]  # 20 characters, Greek: \uXXXX each in JSON
+    for n, nick in enumerate(nicks):
+        room.join(n, nick)
+    (answer,) = say(room, 0, "/who")
+    line = encode(answer.event)
+    assert len(line) < MAX_LINE  # every client can read it
+    listed = answer.event.users
+    assert 50 < len(listed) < 3000 and list(listed) == nicks[: len(listed)]
+    assert answer.event.text.startswith("3000 here: Ωμ00000")
+    assert answer.event.text.endswith(f", and {3000 - len(listed)} more")
+    small = Room(clock=lambda: 1.0, bot=None)
+    small.join("a", "ada")
+    assert say(small, "a", "/who")[0].event.text == "1 here: ada"
 
 
 def test_me_is_an_action(room: Room) -> None:

@@ -13,6 +13,7 @@ from conftest import labchat_threads
 
 from labchat import ChatClient
 from labchat.bot import Greeter
+from labchat.protocol import MAX_LINES, MAX_TEXT
 from labchat.server import DEFAULT_PORT
 
 WAIT = 5.0  # seconds any one wait may take
@@ -339,6 +340,37 @@ def test_a_json_hello_may_be_preceded_by_spaces_and_ends_in_crlf(raw) -> None:
     peer.line()
     peer.send(b'  {"type":"hello","nick":"ada"}\r\n')
     assert json.loads(peer.line())["type"] == "welcome"
+
+
+class _Wordy(Greeter):
+    """A greeter that answers with more than a member may say: longer than the wire's line limit,
+    more lines than a message may have, and escapes meant for everyone's terminal."""
+
+    def on_message(self, nick: str, text: str):
+        return {"long": ["y" * 60_000], "lines": ["x\n" * 300], "escape": ["\x1b[2Jgone"]}.get(text, [])
+
+
+def test_a_bot_line_is_held_to_what_a_member_may_say(make_server, connect, caplog) -> None:
+    room = make_server(bot=_Wordy())
+    ada, bob = connect("ada", server=room), connect("bob", server=room)
+    for text in ("long", "lines", "escape"):
+        ada.send(text)
+    bob.receive_until(lambda e: e.kind == "message" and e.text == "long", timeout=WAIT)
+    said = [bob.receive_until(lambda e: e.kind == "bot", timeout=WAIT).text for _ in range(3)]
+    assert said[0] == "y" * (MAX_TEXT - 1) + "…"
+    assert said[1] == "\n".join(["x"] * MAX_LINES)
+    assert said[2] == "^[[2Jgone"
+    with ChatClient(*room.address, nick="cy") as cy:  # the history a newcomer is sent holds them
+        assert cy.users == ["ada", "bob", "cy"]
+    ada.send("still here")
+    assert bob.receive_until(lambda e: e.kind == "message", timeout=WAIT).text == "still here"
+    assert room.users() == ["ada", "bob"]
+    warned = [r.getMessage() for r in caplog.records if "cut to fit" in r.getMessage()]
+    said_too_long = "the bot greeter's on_message said a message too long"
+    assert warned == [
+        f"{said_too_long}: 60000 characters, limit 4000; it is cut to fit",
+        f"{said_too_long}: 300 lines, limit 200; it is cut to fit",
+    ]
 
 
 class _Broken(Greeter):
