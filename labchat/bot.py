@@ -4,7 +4,10 @@ It sees room events (someone joined, said something, left) and answers with
 lines of text: it welcomes newcomers by name, returns greetings, says goodbye,
 and explains the ideas the tutorials teach from a small glossary. It has no
 socket and no thread; the room calls it and broadcasts what it returns, so its
-replies are ordinary room events that every client sees in order.
+replies are ordinary room events that every client sees in order. The rule
+for its methods: quick, and lines of text. The room waits while one thinks (a
+``time.sleep`` in ``on_message`` holds every message up), and each line is
+kept as a member's would be: controls shown, cut to the message limits.
 
 To change what it says, subclass ``Greeter`` or pass your own ``glossary``.
 """
