@@ -43,6 +43,7 @@ from .conversation import (
     Refused,
     RemoteProtocolError,
 )
+from .keepalive import keep_alive
 from .protocol import Event, ProtocolError
 from .text import seconds
 
@@ -154,6 +155,7 @@ class ChatClient:
         sock = socket.create_connection((host, port), timeout=timeout)
         try:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            keep_alive(sock)  # a server whose machine vanished is noticed (and, with reconnect, retried)
             if ssl_context is not None:
                 sock = _start_tls(sock, ssl_context, host)
             self._sock = sock
@@ -516,6 +518,7 @@ class ChatClient:
                     raise OSError(status, os.strerror(status))
                 sock.setblocking(True)
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                keep_alive(sock)
                 return sock
             except OSError as exc:
                 sock.close()

@@ -60,6 +60,20 @@ def test_receive_times_out_when_nothing_comes(make_server, connect) -> None:
     assert ada.pending() == []
 
 
+def test_a_client_s_connection_has_keepalive_so_a_vanished_server_is_noticed(connect) -> None:
+    from labchat import keepalive
+
+    ada = connect("ada")
+    sock = ada._sock  # the kernel's own record of the options, read back
+    assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+    idle, interval, count = keepalive.IDLE, keepalive.INTERVAL, keepalive.COUNT
+    if hasattr(socket, "TCP_KEEPIDLE"):
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE) == idle
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == interval
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == count
+        assert idle + interval * count <= 60  # noticed within about a minute
+
+
 def test_on_event_is_called_from_the_receiver_thread(connect) -> None:
     ada = connect("ada")
     got: list[tuple[str, str]] = []

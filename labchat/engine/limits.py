@@ -15,6 +15,8 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from ..keepalive import keep_alive
+
 # A client's outbox past this (or a quarter of the outbox limit, if that is less) while it
 # is still reading slows every sender down (they stop being read) until it drains: a burst
 # waits, nobody is cut off.
@@ -57,10 +59,11 @@ TICK = 0.25
 # nothing measurable (see docs/performance.md).
 SEND_BUFFER = 128 * 1024
 
-# TCP keepalive: a peer that vanished without a FIN (a laptop lid closed) is probed after
-# 20 idle seconds, every 5 s, and given up after 4 silent probes: noticed within a minute.
-# With bytes in flight, TCP_USER_TIMEOUT gives up after 45 s without an acknowledgement.
-KEEPALIVE = {"TCP_KEEPIDLE": 20, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 4, "TCP_USER_TIMEOUT": 45_000}
+# TCP keepalive (labchat.keepalive): a peer that vanished without a FIN (a laptop lid closed)
+# is noticed within a minute. With bytes in flight, TCP_USER_TIMEOUT gives up after 45 s
+# without an acknowledgement (a server's sends are never held back on purpose, as a paced
+# client's are: a client does not set it).
+USER_TIMEOUT_MS = 45_000
 
 
 def tune(sock: socket.socket) -> None:
@@ -68,11 +71,7 @@ def tune(sock: socket.socket) -> None:
     sock.setblocking(False)
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-    for name, value in KEEPALIVE.items():
-        option = getattr(socket, name, None)  # not every platform has every one
-        if option is not None:
-            sock.setsockopt(socket.IPPROTO_TCP, option, value)
+    keep_alive(sock, USER_TIMEOUT_MS)
 
 
 class PendingBudget:
