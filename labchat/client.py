@@ -199,8 +199,9 @@ class ChatClient:
                 self._sock.sendall(self._conversation.say(text))
             except LocalProtocolError:  # between a dropped connection and the next hello
                 raise ConnectionClosed(self.close_reason or "not connected") from None
-            except OSError as exc:
-                raise ConnectionClosed(f"connection lost: {exc}") from None
+            except OSError as exc:  # (closed under it by close(): see there)
+                why = "you left the chat" if self._closed else f"connection lost: {exc}"
+                raise ConnectionClosed(why) from None
 
     def receive(self, timeout: float | None = None) -> Event:
         """The next event. TimeoutError after ``timeout`` seconds with none."""
@@ -271,17 +272,28 @@ class ChatClient:
         return callback
 
     def close(self, farewell: str = "", timeout: float = 2.0) -> None:
-        """Leave politely (``/quit``), then close the socket and join the receiver."""
+        """Leave politely (``/quit``), then close the socket and join the receiver.
+
+        ``timeout`` bounds the goodbye: the wait for a send() another thread is in, and then
+        for the server to hang up. A send() held up by the server ends with ConnectionClosed.
+        """
         if self._closed:
             return
         self._leaving = True  # from here on no reconnect starts
-        with self._send_lock:
-            saying_goodbye = self.connected
+        # Another thread may be in send(), held there by a server that takes nothing (it paces
+        # this client, or it froze): then there is no goodbye, and the shutdown below ends that
+        # send, rather than close() waiting on it for as long as the server likes.
+        free = self._send_lock.acquire(timeout=max(0.0, timeout))
+        try:
+            saying_goodbye = free and self.connected
             if saying_goodbye:
                 try:
                     self._sock.sendall(self._conversation.say(f"/quit {farewell}".strip()))
                 except (OSError, LocalProtocolError):
                     pass
+        finally:
+            if free:
+                self._send_lock.release()
         if saying_goodbye and self._receiver is not threading.current_thread():  # (a callback may close us)
             self._receiver.join(timeout)  # the server answers by closing
         self._closed = True

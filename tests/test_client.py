@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import threading
+import time
 
 import pytest
 
@@ -72,6 +73,28 @@ def test_a_client_s_connection_has_keepalive_so_a_vanished_server_is_noticed(con
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL) == interval
         assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT) == count
         assert idle + interval * count <= 60  # noticed within about a minute
+
+
+def test_close_from_another_thread_ends_a_send_the_server_is_holding_up(make_server) -> None:
+    server = make_server(rate=1.0, burst=1)  # a paced sender: the server stops reading from it
+    ada = ChatClient(*server.address, nick="ada")
+    ended: list[BaseException] = []
+
+    def flood() -> None:
+        try:
+            while True:
+                ada.send("x" * 3900)
+        except ConnectionClosed as exc:
+            ended.append(exc)
+
+    sender = threading.Thread(target=flood, daemon=True)
+    sender.start()
+    ada.receive_until(lambda e: e.code == "paced", timeout=WAIT)
+    started = time.monotonic()
+    ada.close(timeout=1.0)
+    assert time.monotonic() - started < 3.0
+    sender.join(WAIT)
+    assert not sender.is_alive() and str(ended[0]) == "you left the chat"
 
 
 def test_on_event_is_called_from_the_receiver_thread(connect) -> None:
