@@ -58,6 +58,10 @@ log = logging.getLogger("labchat.client")
 # knock on the new one all in the same instant.
 FIRST_RETRY = 0.25
 LAST_RETRY = 10.0
+# A connection that drops within this many seconds of a rejoin is the same run of trouble: the
+# backoff goes on growing and ``reconnect_for`` counts from the run's first drop, so a link that
+# lets every rejoin in and drops it at once is not knocked on forever, several times a second.
+STEADY = 10.0
 
 # Refusals worth trying again while reconnecting: our old session may still hold the nick or a
 # slot until the server notices it is dead, a server that is closing may be replaced, and a
@@ -135,6 +139,8 @@ class ChatClient:
         self.reconnect = reconnect
         self.reconnect_for = reconnect_for
         self.reconnects = 0  # how many times a lost connection was re-established
+        self._run: tuple[float, float] | None = None  # a run of drops: (its deadline, the next wait)
+        self._rejoined = 0.0  # when the last rejoin got in (time.monotonic)
         self._token, self._timeout, self._ssl_context = token, timeout, ssl_context
         self._op_token = op_token
         self._events: deque[Event] = deque(maxlen=queue_size)
@@ -460,8 +466,10 @@ class ChatClient:
         self._sock.close()
         cause = lost.removeprefix("connection lost: ")
         self._deliver(_notice("reconnecting", f"connection lost ({cause}); reconnecting..."))
-        deadline = time.monotonic() + self.reconnect_for
-        wait, why = FIRST_RETRY, lost
+        now = time.monotonic()
+        again = self._run is not None and now - self._rejoined < STEADY
+        deadline, wait = self._run if again else (now + self.reconnect_for, FIRST_RETRY)
+        why = lost
         while (left := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(left, random.uniform(wait / 2, wait))):
                 return "you left the chat"
@@ -479,8 +487,11 @@ class ChatClient:
                     return "you left the chat"
                 why = _why(exc)
             else:
+                self._run, self._rejoined = (deadline, wait), time.monotonic()
                 return None
             log.info("reconnecting to %s:%s: %s", self.host, self.port, why)
+        if again and why == lost:  # every try got in, and each connection dropped at once
+            return f"{lost}; the connection kept dropping, so no more tries after {self.reconnect_for:g} s"
         return f"{lost}; could not reconnect within {self.reconnect_for:g} s ({why})"
 
     def _rejoin(self, deadline: float) -> None:

@@ -364,6 +364,20 @@ def test_a_stale_session_holding_the_nick_is_waited_out(relay, connect):
         ada.close()
 
 
+def test_a_link_that_drops_every_rejoin_at_once_is_given_up_after_reconnect_for(scripted):
+    # Every connection is let in (a welcome) and dropped at once: one run of trouble, whose
+    # backoff grows and whose reconnect_for counts from its first drop, not from each rejoin.
+    fake = scripted(*[[welcome(seq), ev("join", seq + 1, sender="ada")] for seq in range(1, 200, 2)])
+    ada = ChatClient(*fake.address, nick="ada", timeout=WAIT, reconnect=True, reconnect_for=1.5)
+    ends = Ends(ada)
+    assert ends.done.wait(WAIT), f"still reconnecting after {ada.reconnects} rejoins"
+    assert ends.reasons == [
+        "the server closed the connection; the connection kept dropping, so no more tries after 1.5 s"
+    ]
+    assert 1 <= ada.reconnects <= 5  # waits of 0.25, 0.5, 1 s (jittered) fit in 1.5 s
+    ada.close()
+
+
 # -- since, and nothing twice, event by event ----------------------------------------------
 
 
