@@ -246,7 +246,9 @@ class Room:
         A newcomer is shown the last ``history`` messages. A client coming back
         passes ``since``, the last seq it saw, and is shown every public event
         after it that the room still holds, after a ``history-gap`` notice if
-        some are no longer held. Either way replayed events are marked history.
+        some are no longer held; a ``since`` past anything this room numbered was
+        another room's, and gets the newcomer's history. Either way replayed events
+        are marked history.
         """
         nick = check_nick(nick)
         key = skeleton(nick)
@@ -259,6 +261,10 @@ class Room:
             self._by_skeleton[key] = member
             if operator:
                 self._operators.add(member)
+            if since is not None and since > self._seq:
+                # This room never numbered that far: the client saw another room on this port (a
+                # server since restarted), so it is shown this one's history, as a newcomer is.
+                since = None
             you = (member,)
             out = [Delivery(self._welcome(nick), you)]
             if self._is_muted(nick):  # a mute stays with the nick: whoever takes it is told so

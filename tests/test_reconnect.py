@@ -282,6 +282,31 @@ def test_a_server_restarted_on_the_same_port_is_rejoined_and_the_chat_goes_on(ma
     assert not ada._receiver.is_alive()
 
 
+def test_what_a_restarted_room_said_before_the_client_is_back_is_shown_to_it(make_server, connect):
+    first = make_server(bot=False)
+    port = first.address[1]
+    between = Relay(first.address)  # to keep ada out until the new room has spoken
+    try:
+        ada = ChatClient(*between.address, nick="ada", timeout=WAIT, reconnect=True)
+        for n in range(8):  # her last seq is well past what the new room will have numbered
+            ada.send(f"old {n}")
+        ada.receive_until(lambda e: e.text == "old 7", timeout=WAIT)
+        between.refusing = True
+        first.close(restarting=True)
+        ada.receive_until(notice("reconnecting"), timeout=WAIT)
+        second = make_server(port=port, bot=False)
+        bob = connect("bob", server=second)
+        bob.send("said before ada is back")
+        bob.receive_until(message_from("bob"), timeout=WAIT)
+        between.refusing = False
+        back = events_until(ada, notice("reconnected"))
+        shown = [(e.text, e.history) for e in back if e.kind == "message"]
+        assert shown == [("said before ada is back", True)]
+        ada.close()
+    finally:
+        between.close()
+
+
 def test_history_missed_while_away_is_replayed_marked_and_nothing_twice(relay, connect):
     ada = ChatClient(*relay.address, nick="ada", timeout=WAIT, reconnect=True)
     try:
