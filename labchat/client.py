@@ -200,7 +200,9 @@ class ChatClient:
             if self._reconnecting and not (self._ended or self._closed):
                 raise Reconnecting("not sent: the connection was lost; reconnecting...")
             if not self.connected:
-                raise ConnectionClosed(self.close_reason or "not connected")
+                raise ConnectionClosed(
+                    self.close_reason or ("you left the chat" if self._closed else "not connected")
+                )
             try:
                 self._sock.sendall(self._conversation.say(text))
             except LocalProtocolError:  # between a dropped connection and the next hello
@@ -226,7 +228,10 @@ class ChatClient:
         """Skip events until one for which ``match(event)`` is true, and return it."""
         deadline = time.monotonic() + timeout
         while True:
-            event = self.receive(timeout=max(0.0, deadline - time.monotonic()))
+            try:
+                event = self.receive(timeout=max(0.0, deadline - time.monotonic()))
+            except TimeoutError:  # said with the whole wait, not what was left of it
+                raise TimeoutError(f"no matching event within {seconds(timeout)}") from None
             if match(event):
                 return event
 
@@ -386,7 +391,9 @@ class ChatClient:
                     event = self._next()
                 except RemoteProtocolError:
                     raise
-                except ProtocolError:
+                except ProtocolError as exc:
+                    if exc.code == "line-too-long":  # the decoder takes nothing after it: the end
+                        raise
                     continue  # a newer server's event we do not know: skip it
                 if event is CLOSED:
                     break

@@ -59,6 +59,34 @@ def test_receive_times_out_when_nothing_comes(make_server, connect) -> None:
     with pytest.raises(TimeoutError, match="no event within 0.2 seconds"):
         ada.receive(timeout=0.2)
     assert ada.pending() == []
+    with pytest.raises(TimeoutError, match=r"^no matching event within 0.3 seconds$"):
+        ada.receive_until(lambda e: False, timeout=0.3)
+
+
+def test_a_line_from_the_server_over_the_limit_ends_the_client_saying_so() -> None:
+    # Not a labchat server's doing (it keeps every line within the limit): a broken or
+    # hostile one. The client's decoder takes nothing after such a line, so that is the end.
+    listener = socket.create_server(("127.0.0.1", 0))
+    try:
+
+        def serve() -> None:
+            conn, _ = listener.accept()
+            with conn, conn.makefile("rb") as reader:
+                conn.sendall(b"labchat/1 Welcome.\n")
+                reader.readline()  # the hello
+                conn.sendall(b'{"type":"welcome","sender":"ada","seq":1}\n' + b"x" * 60_000 + b"\n")
+                reader.readline()  # until the client goes
+
+        threading.Thread(target=serve, daemon=True).start()
+        ada = ChatClient(*listener.getsockname(), nick="ada", timeout=WAIT, reconnect=True)
+        with pytest.raises(ConnectionClosed):
+            while True:
+                ada.receive(timeout=WAIT)
+        assert ada.close_reason.startswith("bad data from the server: line too long")
+        assert ada.reconnects == 0  # bad data is final: no knocking again
+        ada.close()
+    finally:
+        listener.close()
 
 
 def test_a_client_s_connection_has_keepalive_so_a_vanished_server_is_noticed(connect) -> None:
