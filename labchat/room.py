@@ -699,10 +699,10 @@ WHO_BYTES = 40_000
 
 def _listable(nicks: list[str]) -> tuple[str, ...]:
     """As many of ``nicks``, first first, as one /who answer can carry."""
-    room = WHO_BYTES
+    left = WHO_BYTES
     for n, nick in enumerate(nicks):
-        room -= 2 * (len(json.dumps(nick)) + 2)  # as JSON writes it (quoted, \uXXXX escapes), and a ", "
-        if room < 0:
+        left -= 2 * (len(json.dumps(nick)) + 2)  # as JSON writes it (quoted, \uXXXX escapes), and a ", "
+        if left < 0:
             return tuple(nicks[:n])
     return tuple(nicks)
 
