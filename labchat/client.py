@@ -59,8 +59,8 @@ log = logging.getLogger("labchat.client")
 FIRST_RETRY = 0.25
 LAST_RETRY = 10.0
 # A connection that drops within this many seconds of a rejoin is the same run of trouble: the
-# backoff goes on growing and ``reconnect_for`` counts from the run's first drop, so a link that
-# lets every rejoin in and drops it at once is not knocked on forever, several times a second.
+# waits go on growing from where they were, so a link that lets every rejoin in and drops it at
+# once is knocked on at most every LAST_RETRY seconds, not several times a second.
 STEADY = 10.0
 
 # Refusals worth trying again while reconnecting: our old session may still hold the nick or a
@@ -139,8 +139,8 @@ class ChatClient:
         self.reconnect = reconnect
         self.reconnect_for = reconnect_for
         self.reconnects = 0  # how many times a lost connection was re-established
-        self._run: tuple[float, float] | None = None  # a run of drops: (its deadline, the next wait)
-        self._rejoined = 0.0  # when the last rejoin got in (time.monotonic)
+        self._next_wait = FIRST_RETRY  # the wait before the next try, in a run of quick drops
+        self._rejoined: float | None = None  # when the last rejoin got in (time.monotonic)
         self._token, self._timeout, self._ssl_context = token, timeout, ssl_context
         self._op_token = op_token
         self._events: deque[Event] = deque(maxlen=queue_size)
@@ -474,8 +474,9 @@ class ChatClient:
         cause = lost.removeprefix("connection lost: ")
         self._deliver(_notice("reconnecting", f"connection lost ({cause}); reconnecting..."))
         now = time.monotonic()
-        again = self._run is not None and now - self._rejoined < STEADY
-        deadline, wait = self._run if again else (now + self.reconnect_for, FIRST_RETRY)
+        quick = self._rejoined is not None and now - self._rejoined < STEADY
+        wait = self._next_wait if quick else FIRST_RETRY
+        deadline = now + max(self.reconnect_for, 2 * wait)  # room for one try at least, however long the wait
         why = lost
         while (left := deadline - time.monotonic()) > 0:
             if self._stop.wait(min(left, random.uniform(wait / 2, wait))):
@@ -494,11 +495,9 @@ class ChatClient:
                     return "you left the chat"
                 why = _why(exc)
             else:
-                self._run, self._rejoined = (deadline, wait), time.monotonic()
+                self._next_wait, self._rejoined = wait, time.monotonic()
                 return None
             log.info("reconnecting to %s:%s: %s", self.host, self.port, why)
-        if again and why == lost:  # every try got in, and each connection dropped at once
-            return f"{lost}; the connection kept dropping, so no more tries after {self.reconnect_for:g} s"
         return f"{lost}; could not reconnect within {self.reconnect_for:g} s ({why})"
 
     def _rejoin(self, deadline: float) -> None:

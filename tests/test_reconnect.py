@@ -389,18 +389,39 @@ def test_a_stale_session_holding_the_nick_is_waited_out(relay, connect):
         ada.close()
 
 
-def test_a_link_that_drops_every_rejoin_at_once_is_given_up_after_reconnect_for(scripted):
+def test_a_link_that_drops_every_rejoin_at_once_is_tried_ever_more_slowly(scripted):
     # Every connection is let in (a welcome) and dropped at once: one run of trouble, whose
-    # backoff grows and whose reconnect_for counts from its first drop, not from each rejoin.
+    # waits go on growing (0.25, 0.5, 1, 2 s, each jittered to between half and all of it)
+    # instead of starting again at 0.25 s after every rejoin.
     fake = scripted(*[[welcome(seq), ev("join", seq + 1, sender="ada")] for seq in range(1, 200, 2)])
-    ada = ChatClient(*fake.address, nick="ada", timeout=WAIT, reconnect=True, reconnect_for=1.5)
-    ends = Ends(ada)
-    assert ends.done.wait(WAIT), f"still reconnecting after {ada.reconnects} rejoins"
-    assert ends.reasons == [
-        "the server closed the connection; the connection kept dropping, so no more tries after 1.5 s"
-    ]
-    assert 1 <= ada.reconnects <= 5  # waits of 0.25, 0.5, 1 s (jittered) fit in 1.5 s
+    back: list[float] = []
+    fourth = threading.Event()
+
+    def note(event: Event) -> None:
+        if event.kind == "system" and event.code == "reconnected":
+            back.append(time.monotonic())
+            if len(back) == 4:
+                fourth.set()
+
+    ada = ChatClient(*fake.address, nick="ada", timeout=WAIT, reconnect=True, reconnect_for=60)
+    ada.on_event(note)
+    assert fourth.wait(WAIT), f"{len(back)} rejoins in {WAIT:g} s"
+    gaps = [b - a for a, b in zip(back, back[1:], strict=False)]
+    assert gaps[0] >= 0.25 and gaps[1] >= 0.5 and gaps[2] >= 1.0, gaps
     ada.close()
+
+
+def test_a_quick_drop_after_a_long_way_back_is_still_tried_again(scripted):
+    # Dropped, then two tries refused (an empty script: the connection closes before any
+    # welcome), then in and dropped at once: most of reconnect_for is gone, yet the next
+    # drop has a window of its own, and the client gets back in.
+    fake = scripted([welcome(1)], [], [], [welcome(3)], [welcome(5), ev("message", 6, text="in"), HOLD])
+    ada = ChatClient(*fake.address, nick="ada", timeout=WAIT, reconnect=True, reconnect_for=2.0)
+    try:
+        assert ada.receive_until(lambda e: e.text == "in", timeout=3 * WAIT).kind == "message"
+        assert ada.connected and ada.reconnects == 2
+    finally:
+        ada.close()
 
 
 # -- since, and nothing twice, event by event ----------------------------------------------
