@@ -7,10 +7,11 @@ with ChatServer(port=0) as server:
     with ChatClient(host, port, nick="ada") as ada:
         ada.send("hello")
 
-A library does not choose where its log goes: labchat's loggers ("labchat.server",
-"labchat.client", ...) have a handler that does nothing, so a server's background
-threads never write warnings into whatever a notebook cell is printing; a program
-that configures logging (``labchat serve`` does) sees them all.
+A library does not choose where its log goes: the server's loggers ("labchat.server",
+"labchat.backplane") have a handler that does nothing, so a server's background
+threads never write warnings into whatever a notebook cell is printing (the host
+panel shows them); a program that configures logging (``labchat serve`` does) sees
+them all. A client's log is left alone: a callback of yours that raises is shown.
 """
 
 import logging
@@ -22,7 +23,8 @@ from .server import ChatServer
 
 # Without it, Python's last-resort handler prints a warning from any thread on stderr,
 # which a kernel shows in the cell that happens to be running.
-logging.getLogger("labchat").addHandler(logging.NullHandler())
+for _name in ("labchat.server", "labchat.backplane"):
+    logging.getLogger(_name).addHandler(logging.NullHandler())
 
 __version__ = "0.1.0"
 __all__ = [

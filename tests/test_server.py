@@ -62,6 +62,30 @@ def test_a_port_that_is_not_one_is_refused_when_the_server_is_made(engine, port)
         engine(port=port)
 
 
+CALLBACK_SCRIPT = """
+import sys, threading
+import labchat
+failed = threading.Event()
+with getattr(labchat.server, sys.argv[1])(port=0, bot=False) as room:
+    with labchat.ChatClient(*room.address, nick="ada") as ada:
+        @ada.on_event
+        def mine(event):
+            failed.set()
+            raise KeyError("my bug")
+        ada.send("hi")
+        failed.wait(5)
+"""
+
+
+def test_a_client_callback_that_raises_is_shown_where_logging_was_not_configured(engine) -> None:
+    # The server's log keeps quiet unless configured; a learner's own callback bug does not.
+    run = subprocess.run(
+        [sys.executable, "-c", CALLBACK_SCRIPT, engine.__name__], capture_output=True, text=True, timeout=60
+    )
+    assert run.returncode == 0, run.stderr
+    assert "an on_event callback failed" in run.stderr and "KeyError: 'my bug'" in run.stderr
+
+
 def test_defaults_are_safe(engine) -> None:
     server = engine()
     assert (server.host, server.port) == ("127.0.0.1", DEFAULT_PORT) == ("127.0.0.1", 5050)
