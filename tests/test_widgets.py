@@ -940,6 +940,10 @@ def test_a_message_longer_than_the_chat_takes_stays_in_the_box_unsent(server):
         assert panel.status == "not sent: 4500 characters as a message, and the chat takes 4000"
         assert "not sent: 4500 characters" in panel.status_line.value
         assert panel.say("/me " + "y" * 4001) is False  # a command's text is measured too
+        assert panel.say("//" + "z" * 4000) is False  # the message "/zzz...": 4001 characters
+        assert panel.status == "not sent: 4001 characters as a message, and the chat takes 4000"
+        assert panel.say("/msg bob " + "p" * 4000) is True  # the private text is what is measured
+        assert len(bob.receive_until(lambda e: e.kind == "private").text) == 4000
         enter(panel, "short")
         assert bob.receive_until(message_from("ada")).text == "short"  # the first thing that went
         panel.wait_for("ada: short")

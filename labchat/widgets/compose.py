@@ -69,12 +69,16 @@ def refusal(text: str) -> str | None:
     """Why the chat would refuse ``text`` for its size, as one sentence, or None if it takes it.
 
     Measured as ``room.clean_text`` measures a message (trimmed, controls made visible),
-    so the panel refuses just what the room would. A ``/command`` is measured by what
-    follows its name, the part the room keeps.
+    so the panel refuses just what the room would: ``//x`` is the message ``/x``, ``/msg
+    NICK TEXT`` is measured by its TEXT, and any other ``/command`` by what follows its name.
     """
     body = text.strip()
-    if body.startswith("/"):
-        body = body.partition(" ")[2]
+    if body.startswith("//"):
+        body = body[1:]
+    elif body.startswith("/"):
+        command, _, body = body.partition(" ")
+        if command.lower() == "/msg":
+            body = body.strip().partition(" ")[2]
     kept = safe(trim(body), multiline=True)
     if len(kept) > MAX_TEXT:
         return f"not sent: {len(kept)} characters as a message, and the chat takes {MAX_TEXT}"
