@@ -329,6 +329,23 @@ def test_the_host_panel_shows_its_server_s_warnings_and_stops_listening_when_sto
     assert panel.server_log not in logging.getLogger("labchat.server").handlers
 
 
+def test_an_exercise_check_s_room_keeps_its_warnings_out_of_a_live_host_panel():
+    from labchat.exercises.servers import quiet_room
+
+    panel = host(port=0, nick="teacher", bot=False, max_clients=2)
+    with (
+        quiet_room(bot=False, max_clients=1) as room,
+        ChatClient(*room.address, nick="ada"),
+        pytest.raises(JoinRefused, match="full"),
+    ):
+        ChatClient(*room.address, nick="bob")  # the check's room warns: full, at most 1
+    with ChatClient(*panel.address, nick="cy"), pytest.raises(JoinRefused, match="full"):
+        ChatClient(*panel.address, nick="dee")  # the host's own room warns: at most 2
+    panel.server_log.wait_for("(at most 2 at once)")
+    assert "(at most 1 at once)" not in panel.server_log.widget.value
+    panel.stop()
+
+
 def test_the_host_chat_is_an_operator_and_kicks_mutes_from_its_panel():
     panel = host(port=0, nick="teacher", bot=False)
     port = panel.address[1]

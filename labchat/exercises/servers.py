@@ -55,14 +55,18 @@ def quiet_room(**options: Any) -> Iterator[Any]:
     """A started ChatServer on 127.0.0.1 port 0 whose log is kept, not printed into a cell."""
     from ..server import ChatServer
 
-    logger = logging.getLogger("labchat")
-    kept = logger.handlers, logger.propagate
-    logger.handlers, logger.propagate = [logging.NullHandler()], False
+    # The host panel listens on the server's loggers too: a check's room, meant to see a
+    # learner's greeter raise, must not show up among a live host's warnings.
+    loggers = [logging.getLogger(name) for name in ("labchat", "labchat.server", "labchat.backplane")]
+    kept = [(logger.handlers, logger.propagate) for logger in loggers]
+    for logger in loggers:
+        logger.handlers, logger.propagate = [logging.NullHandler()], False
     try:
         with ChatServer(port=0, **options) as room:
             yield room
     finally:
-        logger.handlers, logger.propagate = kept
+        for logger, (handlers, propagate) in zip(loggers, kept, strict=True):
+            logger.handlers, logger.propagate = handlers, propagate
 
 
 # What a learner reads when read_lines decoded a character in pieces.

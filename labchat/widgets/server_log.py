@@ -2,7 +2,9 @@
 
 A server writes what goes wrong to the ``labchat.server`` log from its own threads. In a
 notebook nothing may print from those threads into whatever cell is running, so the host
-panel shows the latest few warnings itself, under its table. The rules it keeps: a warning
+panel shows the latest few warnings itself, under its table. The log does not say which
+server wrote a line, so a kernel that runs two servers shows both servers' warnings (the
+exercises' checks keep theirs out of it: ``exercises.servers.quiet_room``). The rules it keeps: a warning
 is only kept (a short line, made safe) on the thread that logged it, which may hold the
 server's locks, so that thread takes no widget lock; a timer thread of its own draws them,
 at most ``SHOWN`` at a time; and the handler is on the log only while the panel serves.
@@ -85,7 +87,8 @@ class ServerLog(logging.Handler):
             lines = tuple(self._lines)
         rows = "".join(f"<div>{html.escape(line)}</div>" for line in lines)
         with WIDGET_LOCK:
-            self.widget.value = f'<div class="lc-log"><b>server warnings</b> (the latest {SHOWN}){rows}</div>'
+            head = f"<b>server warnings</b> (this kernel's servers, the latest {SHOWN})"
+            self.widget.value = f'<div class="lc-log">{head}{rows}</div>'
             self.widget.layout.display = ""
         with self._kept:
             self._drawn = lines
