@@ -457,12 +457,9 @@ class Room:
             if not target:
                 extra = " [REASON]" if command == "/kick" else ""
                 raise RoomError("usage", f"usage: {command} NICK{extra}")
-            try:
-                aimed = self._find(target)
-            except RoomError:
-                if command != "/unmute" or skeleton(target) not in self._muted:
-                    raise
-                aimed = None  # they left while muted: the mute can still be lifted (below)
+            # Someone who left while muted is no one to aim at, yet the mute can be lifted (below).
+            away = command == "/unmute" and self._muted_and_away(target)
+            aimed = None if away else self._find(target)
             if aimed in self._operators:  # the host among them: the room is theirs
                 if aimed == member:
                     raise RoomError("is-operator", f"you may not {command} yourself")
@@ -588,6 +585,11 @@ class Room:
             raise RoomError("no-such-nick", f"nobody called {safe(target)!r} is here; try /who")
         return Remote(elsewhere)
 
+    def _muted_and_away(self, target: str) -> bool:
+        """A muted nick nobody has now, here or (in a shared room) on another server."""
+        key = skeleton(target)
+        return key in self._muted and key not in self._by_skeleton and self.peers.find(key) is None
+
     def _name(self, key: Hashable) -> str:
         return key.nick if isinstance(key, Remote) else self._members[key]
 
@@ -604,12 +606,9 @@ class Room:
         return Outcome([told, self._broadcast("leave", sender=nick, text=why)], removed=[key])
 
     def _set_muted(self, target: str, muted: bool, by: str) -> Outcome:
-        try:
-            nick = self._name(self._find(target))
-        except RoomError:
-            if muted or skeleton(target) not in self._muted:
-                raise
-            nick = safe(target)  # left while muted: the mute waits for the nick, and may be lifted
+        # Left while muted: the mute waits for the nick, and may be lifted.
+        away = not muted and self._muted_and_away(target)
+        nick = safe(target) if away else self._name(self._find(target))
         (self._muted.add if muted else self._muted.discard)(skeleton(nick))
         code, done = ("mute", "muted") if muted else ("unmute", "unmuted")
         return Outcome([self._broadcast("system", code=code, sender=nick, text=f"{nick} was {done} by {by}")])

@@ -149,14 +149,22 @@ class ServerPanel(ChatPanel):
 
     def _close_room(self, told: str, status: str, restarting: bool = False) -> None:
         """Leave the chat, close the server telling every client ``told``, then say ``status``."""
-        self._stopping = True
-        self._watch(False)
-        super().stop()
+        self._wind_down()
         server = self.server
         if server is not None and server.running:
             server.close(told, restarting=restarting)
             self._set_state("stopped", status)
             self.refresh_connections()  # none left
+        self._wound_down()
+
+    def _wind_down(self) -> None:
+        """Leave the own chat and stop watching the server: the panel's threads end."""
+        self._stopping = True
+        self._watch(False)  # the table's thread ends: there is nothing left to watch
+        super().stop()
+
+    def _wound_down(self) -> None:
+        """The server is gone: its warnings are no longer listened for, and Stop has done its work."""
         self.server_log.detach()
         with WIDGET_LOCK:
             self.stop_button.disabled = True
@@ -171,12 +179,8 @@ class ServerPanel(ChatPanel):
             return "serving", f"your own chat ended ({reason}); the room still serves, and Stop closes it"
         # The server was closed from Python (panel.server.close()): the panel stops with it, as
         # stop() would stop it (its threads end, it leaves the registry), the server aside.
-        self._stopping = True
-        self._watch(False)  # the table's thread ends: there is nothing left to watch
-        self.server_log.detach()
-        super().stop()
-        with WIDGET_LOCK:
-            self.stop_button.disabled = True
+        self._wind_down()
+        self._wound_down()
         return "stopped", "stopped: the server was closed"
 
     def _fail_start(self, why: str) -> bool:
